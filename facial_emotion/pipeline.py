@@ -1,0 +1,276 @@
+"""The frame pipeline: ``process(frame) -> FrameResult``, synchronous, no threads.
+
+Stages: detect (every N frames, on a downscaled frame) -> track ids -> landmarks
+(which also follow faces between detections) -> align to 48x48 -> classify all faces
+in one batch -> smooth -> blinks -> mood -> annotate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from facial_emotion.annotate import Annotator, annotate_all, build_annotators
+from facial_emotion.registry import Slot, get_spec
+from facial_emotion.settings import Settings
+from facial_emotion.types import Box, EmotionScores, Face, Frame, FrameResult, StageTimes
+from facial_emotion.vision.align import FACE_SIZE_PX, align_face
+from facial_emotion.vision.blinks import BlinkCounter, eye_aspect_ratios
+from facial_emotion.vision.classifier import EmotionSmoother, to_scores
+from facial_emotion.vision.tracker import FaceTracker
+
+log = logging.getLogger(__name__)
+
+
+class MoodSource(Protocol):
+    """Fuses each face's emotions with other channels (speech) into a mood in [-1, 1]."""
+
+    def update_face(self, track_id: int, scores: EmotionScores, t_ms: float) -> None:
+        """Feed one face's emotion scores at a time on the shared clock."""
+        ...
+
+    def mood(self, track_id: int, t_ms: float) -> Any:
+        """The fused mood of a track; an object with a float ``score``."""
+        ...
+
+
+@dataclass(slots=True)
+class _TrackState:
+    landmarks: np.ndarray | None = None
+    box_from_landmarks: tuple[float, float, float, float] | None = None
+    blinks: BlinkCounter = field(default_factory=BlinkCounter)
+
+
+def _landmark_box_relation(box: Box, landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """The detector box relative to the landmarks' bounding box, in landmark-box units."""
+    x0, y0 = landmarks.min(axis=0)
+    x1, y1 = landmarks.max(axis=0)
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    return ((box.left - x0) / w, (box.top - y0) / h, (box.right - x1) / w, (box.bottom - y1) / h)
+
+
+def _box_from_landmarks(landmarks: np.ndarray, rel: tuple[float, float, float, float]) -> Box:
+    x0, y0 = landmarks.min(axis=0)
+    x1, y1 = landmarks.max(axis=0)
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    return Box(round(x0 + rel[0] * w), round(y0 + rel[1] * h), round(x1 + rel[2] * w), round(y1 + rel[3] * h))
+
+
+def crop_box_face(gray: np.ndarray, box: Box) -> np.ndarray:
+    """A 48x48 crop of the box itself, for when no landmarks are available to align with."""
+    height, width = gray.shape[:2]
+    b = box.clipped(width, height)
+    if b.area == 0:
+        return np.zeros((FACE_SIZE_PX, FACE_SIZE_PX), dtype=np.uint8)
+    return cv2.resize(
+        gray[b.top : b.bottom, b.left : b.right], (FACE_SIZE_PX, FACE_SIZE_PX), interpolation=cv2.INTER_AREA
+    )
+
+
+class Pipeline:
+    """Turns frames into FrameResults; models come from the registry per Settings.
+
+    Models are loaded once and cached, so switching a slot off and on again is cheap.
+    ``configure`` may be called between frames to switch models, overlays or settings.
+    Stages may also be injected (tests, benchmarks) through ``stages``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        stages: dict[Slot, Any] | None = None,
+        annotate: bool = True,
+        extra_annotators: tuple[Annotator, ...] = (),
+        mood: MoodSource | None = None,
+    ) -> None:
+        self._cache: dict[tuple[str, str, str], Any] = {}
+        self._injected = dict(stages or {})
+        self.annotate = annotate
+        self.extra_annotators = list(extra_annotators)
+        self.mood = mood
+        self.tracker = FaceTracker()
+        self._states: dict[int, _TrackState] = {}
+        self._smoother = EmotionSmoother()
+        self._since_detect = 0
+        self._fps_ema_ms: float | None = None
+        self.settings = Settings()
+        self.load_errors: dict[Slot, str] = {}
+        self.configure(settings or Settings())
+
+    # -- configuration -------------------------------------------------------------
+
+    def _stage(self, slot: Slot, key: str | None) -> Any:
+        if key is None:
+            return None
+        if slot in self._injected:
+            return self._injected[slot]
+        path = (
+            Path(self.settings.emotion_model_path) if slot == "emotion" and self.settings.emotion_model_path else None
+        )
+        cache_key = (slot, key, str(path))
+        if cache_key not in self._cache:
+            self._cache[cache_key] = get_spec(slot, key).factory(path)
+        return self._cache[cache_key]
+
+    def configure(self, settings: Settings) -> None:
+        """Apply settings; a model that fails to load leaves its slot off and says why."""
+        self.settings = settings
+        self.load_errors = {}
+        for slot in ("detector", "landmarks", "emotion"):
+            try:
+                setattr(self, f"_{slot}", self._stage(slot, getattr(settings, slot)))
+            except Exception as exc:  # a missing or bad model must not stop the stream
+                log.error("%s model %r unavailable: %s", slot, getattr(settings, slot), exc)
+                self.load_errors[slot] = str(exc)
+                setattr(self, f"_{slot}", None)
+        if self._detector is not None and hasattr(self._detector, "max_width_px"):
+            self._detector.max_width_px = settings.detect_width_px
+            self._detector.upsample = settings.upsample
+        self._smoother.alpha = settings.smoothing_alpha
+        self._annotators = build_annotators(settings.overlays) if self.annotate else []
+        self._since_detect = 0  # re-detect after any change
+
+    def reset(self) -> None:
+        """Forget tracks and per-face state (call when the source changes)."""
+        self.tracker.reset()
+        self._states.clear()
+        self._smoother = EmotionSmoother(self.settings.smoothing_alpha)
+        self._since_detect = 0
+        self._fps_ema_ms = None
+
+    # -- processing ----------------------------------------------------------------
+
+    def _detect_or_follow(self, gray: np.ndarray, t: dict[str, float]) -> list[tuple[int, Box, bool]]:
+        landmarks = self._landmarks
+        follow_ok = landmarks is not None and self.settings.detect_every > 1
+        live = [tr for tr in self.tracker.tracks if tr.missed == 0]
+        if follow_ok and live and self._since_detect < self.settings.detect_every:
+            self._since_detect += 1
+            out = []
+            start = time.perf_counter()
+            height, width = gray.shape[:2]
+            for track in live:
+                state = self._states.get(track.track_id)
+                if state is None or state.box_from_landmarks is None:
+                    continue
+                points = landmarks.predict(gray, track.box)
+                box = _box_from_landmarks(points, state.box_from_landmarks).clipped(width, height)
+                if box.area == 0:
+                    continue
+                state.landmarks = points
+                self.tracker.move(track.track_id, box)
+                out.append((track.track_id, box, False))
+            t["landmarks"] += (time.perf_counter() - start) * 1000
+            return out
+        start = time.perf_counter()
+        boxes = self._detector.detect(gray) if self._detector is not None else ()
+        if self.settings.largest_only:
+            boxes = boxes[:1]
+        t["detect"] += (time.perf_counter() - start) * 1000
+        self._since_detect = 1
+        return [(tid, box, True) for tid, box in self.tracker.update(boxes)]
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Everything about one frame: faces with ids, landmarks, emotions, blinks; annotated image."""
+        started = time.perf_counter()
+        t = {"detect": 0.0, "landmarks": 0.0, "align": 0.0, "classify": 0.0, "blink": 0.0, "annotate": 0.0}
+        image = frame.image
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        placed = self._detect_or_follow(gray, t) if self._detector is not None else []
+        alive = {tid for tid, _, _ in placed} | {tr.track_id for tr in self.tracker.tracks}
+        for tid in list(self._states):
+            if tid not in alive:
+                del self._states[tid]
+        self._smoother.forget(alive)
+
+        points_list: list[np.ndarray | None] = []
+        for tid, box, detected in placed:
+            state = self._states.setdefault(tid, _TrackState())
+            points = None
+            if self._landmarks is not None:
+                if detected:
+                    s = time.perf_counter()
+                    points = self._landmarks.predict(gray, box)
+                    t["landmarks"] += (time.perf_counter() - s) * 1000
+                    state.landmarks = points
+                    state.box_from_landmarks = _landmark_box_relation(box, points)
+                else:
+                    points = state.landmarks
+            points_list.append(points)
+
+        s = time.perf_counter()
+        aligned: list[np.ndarray] = []
+        for (_, box, _), points in zip(placed, points_list, strict=True):
+            try:
+                aligned.append(align_face(gray, points) if points is not None else crop_box_face(gray, box))
+            except ValueError:
+                aligned.append(crop_box_face(gray, box))
+        t["align"] += (time.perf_counter() - s) * 1000
+
+        probs = None
+        if self._emotion is not None and aligned:
+            s = time.perf_counter()
+            probs = self._emotion.classify(np.stack(aligned))
+            t["classify"] += (time.perf_counter() - s) * 1000
+
+        faces: list[Face] = []
+        for i, ((tid, box, detected), points) in enumerate(zip(placed, points_list, strict=True)):
+            state = self._states[tid]
+            scores = None
+            if probs is not None:
+                p = self._smoother.smooth(tid, probs[i]) if self.settings.smoothing else probs[i]
+                scores = to_scores(p)
+            ear = None
+            s = time.perf_counter()
+            if points is not None and len(points) == 68:
+                left, right = eye_aspect_ratios(points)
+                ear = (left + right) / 2.0
+                state.blinks.update(left, right, frame.timestamp_ms)
+            t["blink"] += (time.perf_counter() - s) * 1000
+            mood = None
+            if self.mood is not None and scores is not None:
+                self.mood.update_face(tid, scores, frame.timestamp_ms)
+                mood = float(self.mood.mood(tid, frame.timestamp_ms).score)
+            faces.append(
+                Face(
+                    box=box,
+                    track_id=tid,
+                    landmarks=points,
+                    emotion=scores,
+                    ear=ear,
+                    blinks=state.blinks.count,
+                    blinks_per_min=state.blinks.per_minute(frame.timestamp_ms),
+                    detected=detected,
+                    aligned=aligned[i],
+                    mood=mood,
+                )
+            )
+
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self._fps_ema_ms = elapsed_ms if self._fps_ema_ms is None else 0.9 * self._fps_ema_ms + 0.1 * elapsed_ms
+        fps = 1000.0 / max(self._fps_ema_ms, 1e-3)
+        result = FrameResult(frame=frame, faces=tuple(faces), fps=fps)
+        annotated = None
+        if self.annotate:
+            s = time.perf_counter()
+            annotated = annotate_all(image, result, [*self._annotators, *self.extra_annotators])
+            t["annotate"] += (time.perf_counter() - s) * 1000
+        latency = (time.perf_counter() - started) * 1000
+        times = StageTimes(
+            detect_ms=t["detect"],
+            landmarks_ms=t["landmarks"],
+            align_ms=t["align"],
+            classify_ms=t["classify"],
+            blink_ms=t["blink"],
+            annotate_ms=t["annotate"],
+        )
+        return FrameResult(
+            frame=frame, faces=tuple(faces), annotated=annotated, latency_ms=latency, times=times, fps=fps
+        )

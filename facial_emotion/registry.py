@@ -1,0 +1,117 @@
+"""The registry of models: what each slot can hold, where its files are, how to load it."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from facial_emotion.paths import DEFAULT_EMOTION_MODEL
+
+Slot = Literal["detector", "landmarks", "emotion"]
+SLOTS: Final[tuple[Slot, ...]] = ("detector", "landmarks", "emotion")
+
+
+def _face_models_dir() -> Path:
+    """The face-recognition-models package's model folder, found without importing it."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return Path("face_recognition_models-not-installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One choice for a slot; factory builds the stage (heavy imports happen there)."""
+
+    key: str
+    slot: Slot
+    display_name: str
+    files: Callable[[], tuple[Path, ...]]
+    factory: Callable[[Path | None], Any]
+    how_to_get: str
+    licence: str = ""
+
+    def missing_files(self) -> tuple[Path, ...]:
+        """Files this model needs that are not on disk."""
+        return tuple(p for p in self.files() if not p.is_file())
+
+    @property
+    def available(self) -> bool:
+        """True when every file is present."""
+        return not self.missing_files()
+
+
+def _hog(_: Path | None) -> Any:
+    from facial_emotion.vision.detector import HogFaceDetector
+
+    return HogFaceDetector()
+
+
+def _landmarks(model: Literal["68", "5"]) -> Callable[[Path | None], Any]:
+    def build(_: Path | None) -> Any:
+        from facial_emotion.vision.landmarks import DlibLandmarkPredictor
+
+        return DlibLandmarkPredictor(model, path=_face_models_dir() / LANDMARK_FILES[model])
+
+    return build
+
+
+def _keras_emotion(path: Path | None) -> Any:
+    from facial_emotion.vision.classifier import KerasEmotionClassifier
+
+    return KerasEmotionClassifier(path or DEFAULT_EMOTION_MODEL)
+
+
+LANDMARK_FILES: Final = {"68": "shape_predictor_68_face_landmarks.dat", "5": "shape_predictor_5_face_landmarks.dat"}
+_DLIB_HOW: Final = "install the face-recognition-models package (pip install face-recognition-models)"
+_IBUG: Final = "dlib landmark model trained on iBUG 300-W: no commercial use"
+
+REGISTRY: Final[tuple[ModelSpec, ...]] = (
+    ModelSpec("hog", "detector", "dlib HOG", lambda: (), _hog, "part of dlib", "dlib: Boost Software License"),
+    ModelSpec(
+        "68",
+        "landmarks",
+        "68-point (dlib)",
+        lambda: (_face_models_dir() / LANDMARK_FILES["68"],),
+        _landmarks("68"),
+        _DLIB_HOW,
+        _IBUG,
+    ),
+    ModelSpec(
+        "5",
+        "landmarks",
+        "5-point (dlib, lighter; no blinks)",
+        lambda: (_face_models_dir() / LANDMARK_FILES["5"],),
+        _landmarks("5"),
+        _DLIB_HOW,
+        _IBUG,
+    ),
+    ModelSpec(
+        "fer2013",
+        "emotion",
+        "Our FER2013 Xception",
+        lambda: (DEFAULT_EMOTION_MODEL,),
+        _keras_emotion,
+        "the model ships in models/; retrain with `facial-emotion train`",
+        "trained on FER2013 (Kaggle research terms)",
+    ),
+)
+
+DEFAULTS: Final[dict[Slot, str | None]] = {"detector": "hog", "landmarks": "68", "emotion": "fer2013"}
+
+
+def specs_for(slot: Slot) -> tuple[ModelSpec, ...]:
+    """Every registered choice for a slot, in menu order."""
+    return tuple(s for s in REGISTRY if s.slot == slot)
+
+
+def get_spec(slot: Slot, key: str) -> ModelSpec:
+    """The spec of a slot's choice, or KeyError naming the valid keys."""
+    for spec in specs_for(slot):
+        if spec.key == key:
+            return spec
+    valid = ", ".join(s.key for s in specs_for(slot))
+    raise KeyError(f"no {slot} model {key!r}; choose one of: {valid}")

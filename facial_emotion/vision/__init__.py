@@ -1,0 +1,1 @@
+"""Vision stages: detection, landmarks, alignment, tracking, classification, blinks."""
