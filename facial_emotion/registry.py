@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from facial_emotion.paths import DEFAULT_EMOTION_MODEL
+from facial_emotion.vision.landmarks import predictor_path
 
 Slot = Literal["detector", "landmarks", "emotion"]
 SLOTS: Final[tuple[Slot, ...]] = ("detector", "landmarks", "emotion")
-
-
-def _face_models_dir() -> Path:
-    """The face-recognition-models package's model folder, found without importing it."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        return Path("face_recognition_models-not-installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +46,7 @@ def _landmarks(model: Literal["68", "5"]) -> Callable[[Path | None], Any]:
     def build(_: Path | None) -> Any:
         from facial_emotion.vision.landmarks import DlibLandmarkPredictor
 
-        return DlibLandmarkPredictor(model, path=_face_models_dir() / LANDMARK_FILES[model])
+        return DlibLandmarkPredictor(model)
 
     return build
 
@@ -65,7 +57,6 @@ def _keras_emotion(path: Path | None) -> Any:
     return KerasEmotionClassifier(path or DEFAULT_EMOTION_MODEL)
 
 
-LANDMARK_FILES: Final = {"68": "shape_predictor_68_face_landmarks.dat", "5": "shape_predictor_5_face_landmarks.dat"}
 _DLIB_HOW: Final = "install the face-recognition-models package (pip install face-recognition-models)"
 _IBUG: Final = "dlib landmark model trained on iBUG 300-W: no commercial use"
 
@@ -75,7 +66,7 @@ REGISTRY: Final[tuple[ModelSpec, ...]] = (
         "68",
         "landmarks",
         "68-point (dlib)",
-        lambda: (_face_models_dir() / LANDMARK_FILES["68"],),
+        lambda: (predictor_path("68"),),
         _landmarks("68"),
         _DLIB_HOW,
         _IBUG,
@@ -84,7 +75,7 @@ REGISTRY: Final[tuple[ModelSpec, ...]] = (
         "5",
         "landmarks",
         "5-point (dlib, lighter; no blinks)",
-        lambda: (_face_models_dir() / LANDMARK_FILES["5"],),
+        lambda: (predictor_path("5"),),
         _landmarks("5"),
         _DLIB_HOW,
         _IBUG,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
@@ -19,13 +20,26 @@ RIGHT_EYE_5: Final[slice] = slice(2, 4)
 LEFT_EYE_5: Final[slice] = slice(0, 2)
 
 
+PREDICTOR_FILES: Final[dict[str, str]] = {
+    "68": "shape_predictor_68_face_landmarks.dat",
+    "5": "shape_predictor_5_face_landmarks.dat",
+}
+
+
+def face_models_dir() -> Path:
+    """The face-recognition-models package's model folder, found without importing it.
+
+    (Importing that package needs pkg_resources, which new setuptools no longer ship.)
+    """
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return Path("face-recognition-models-is-not-installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
 def predictor_path(model: LandmarkModel) -> Path:
     """Path of dlib's predictor file as shipped by the face-recognition-models package."""
-    import face_recognition_models
-
-    if model == "68":
-        return Path(face_recognition_models.pose_predictor_model_location())
-    return Path(face_recognition_models.pose_predictor_five_point_model_location())
+    return face_models_dir() / PREDICTOR_FILES[model]
 
 
 class LandmarkPredictor(Protocol):
