@@ -129,6 +129,7 @@ class CameraSource:
         self._cap = cv2.VideoCapture(index)
         if not self._cap.isOpened():
             raise SourceError(f"no camera at index {index} (is it connected, and free for this user?)")
+        self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue would show stale frames
         if width and height:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
