@@ -1,0 +1,350 @@
+"""Recording a live session to a folder named by its start time.
+
+The engine calls ``SessionRecorder.add_result`` on its inference thread for every
+frame; that only puts the result on a bounded queue (a full queue counts a dropped
+frame, the live view never waits). One recorder thread does every write: the
+annotated (and optionally clean) video through an ``ffmpeg`` pipe as fragmented mp4
+that stays playable up to a crash, ``frames.csv`` a frame at a time, ``audio.wav``,
+``transcript.jsonl``. A write error (a full disk) stops the recording with a message
+and keeps what was written; ``stop()`` finishes the folder (see ``recovery``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from facial_emotion import __version__
+from facial_emotion.recording_files import SessionWriter
+from facial_emotion.recovery import MARKER_FILE, SESSION_FILE, finish_session, mark_active, write_json_atomic
+from facial_emotion.settings import Settings
+from facial_emotion.types import FrameResult, Utterance
+
+log = logging.getLogger(__name__)
+
+QUEUE_FRAMES: Final = 64
+QUEUE_BYTES: Final = 384 * 2**20
+AUX_QUEUE_ITEMS: Final = 4096
+FLUSH_EVERY_S: Final = 1.0
+MIN_FREE_BYTES: Final = 64 * 2**20
+"""Below this much free space the recording stops before the disk is full."""
+
+WriterFactory = Callable[..., SessionWriter]
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderStats:
+    """What the status bar shows about a recording."""
+
+    written: int
+    dropped: int
+    error: str | None
+    elapsed_s: float
+    recording: bool
+
+
+def session_name(when: datetime | None = None) -> str:
+    """A folder name from a start time, e.g. ``2026-11-24_08-15-02``."""
+    return (when or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the libraries behind the models (read from metadata, nothing imported)."""
+    from importlib import metadata
+
+    out = {"facial-emotion": __version__}
+    for dist in ("tensorflow-cpu", "tensorflow", "dlib", "dlib-bin", "opencv-python-headless", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+class SessionRecorder:
+    """Records results, audio and utterances into one session folder on its own thread."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        settings: Settings | None = None,
+        clean_video: bool | None = None,
+        fps: float | None = None,
+        source_name: str = "",
+        on_error: Callable[[str], None] | None = None,
+        queue_frames: int = QUEUE_FRAMES,
+        min_free_bytes: int = MIN_FREE_BYTES,
+        writer_factory: WriterFactory = SessionWriter,
+        lossless: bool = False,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.settings = settings or Settings()
+        extra = self.settings.extra or {}
+        self.clean_video = bool(extra.get("record_clean_video", False)) if clean_video is None else clean_video
+        self.fps = fps
+        self.source_name = source_name
+        self.on_error = on_error
+        self.min_free_bytes = min_free_bytes
+        self.lossless = lossless
+        """Wait for the writer instead of dropping (headless runs of files; never live)."""
+        self._writer_factory = writer_factory
+        self._frames: queue.Queue[FrameResult] = queue.Queue(maxsize=queue_frames)
+        self._aux: queue.Queue[tuple[str, Any, float]] = queue.Queue(maxsize=AUX_QUEUE_ITEMS)
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
+        self._accepting = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.folder: Path | None = None
+        self.info: dict[str, Any] = {}
+        self.received = 0
+        self.written = 0
+        self.dropped = 0
+        self.aux_dropped = 0
+        self.error: str | None = None
+        self._t0 = 0.0
+        self._t_end: float | None = None
+
+    # -- any thread ------------------------------------------------------------------
+
+    def start(self, *, extra_info: dict[str, Any] | None = None) -> Path:
+        """Begin a session; returns its folder (created on the recorder thread)."""
+        if self._thread is not None:
+            raise RuntimeError("this recorder has already been started")
+        now = datetime.now().astimezone()
+        folder = self.root / session_name(now)
+        suffix = 2
+        while folder.exists():
+            folder = self.root / f"{session_name(now)}-{suffix}"
+            suffix += 1
+        self.folder = folder
+        mark_active(folder, True)
+        s = self.settings
+        self.info = {
+            "format": 1,
+            "name": folder.name,
+            "started_at": now.isoformat(timespec="seconds"),
+            "started_epoch_s": round(time.time(), 3),
+            "finished": False,
+            "recovered": False,
+            "source": self.source_name,
+            "clean_video": self.clean_video,
+            "models": {
+                "detector": s.detector,
+                "landmarks": s.landmarks,
+                "emotion": s.emotion,
+                "emotion_model_path": s.emotion_model_path,
+            },
+            "versions": _versions(),
+            "settings": dataclasses.asdict(s),
+            "pid": os.getpid(),
+            "error": None,
+            **(extra_info or {}),
+        }
+        self._t0 = time.monotonic()
+        self._accepting = True
+        self._thread = threading.Thread(target=self._run, name="fe-recorder", daemon=True)
+        self._thread.start()
+        return folder
+
+    def add_result(self, result: FrameResult) -> None:
+        """Queue one frame for writing; never blocks (a full queue counts a drop) unless lossless."""
+        if not self._accepting:
+            return
+        self.received += 1
+        size = self._size(result)
+        with self._bytes_lock:
+            if self._queued_bytes + size > QUEUE_BYTES and not self.lossless:
+                self.dropped += 1
+                return
+            self._queued_bytes += size
+        while True:
+            try:
+                self._frames.put(result, timeout=0.1) if self.lossless else self._frames.put_nowait(result)
+                return
+            except queue.Full:
+                if self.lossless and self._accepting:
+                    continue
+                with self._bytes_lock:
+                    self._queued_bytes -= size
+                self.dropped += 1
+                return
+
+    def _size(self, result: FrameResult) -> int:
+        return result.frame.image.nbytes * (2 if self.clean_video and result.annotated is not None else 1)
+
+    def add_audio(self, chunk: bytes, t_ms: float) -> None:
+        """Queue 16 kHz mono int16 PCM that starts at t_ms on the shared clock."""
+        self._put_aux("audio", chunk, t_ms)
+
+    def add_utterance(self, utterance: Utterance) -> None:
+        """Queue a recognised utterance for transcript.jsonl (partial ones are skipped)."""
+        if getattr(utterance, "final", True):
+            self._put_aux("utterance", utterance, 0.0)
+
+    def _put_aux(self, kind: str, payload: Any, t_ms: float) -> None:
+        if not self._accepting:
+            return
+        try:
+            self._aux.put_nowait((kind, payload, t_ms))
+        except queue.Full:
+            self.aux_dropped += 1
+
+    def stats(self) -> RecorderStats:
+        """Counters for the status bar."""
+        end = self._t_end if self._t_end is not None else time.monotonic()
+        return RecorderStats(
+            written=self.written,
+            dropped=self.dropped,
+            error=self.error,
+            elapsed_s=(end - self._t0) if self._thread is not None else 0.0,
+            recording=self._accepting,
+        )
+
+    @property
+    def done(self) -> bool:
+        """True once the folder is finished (or the thread has ended)."""
+        return self._thread is not None and not self._thread.is_alive()
+
+    def request_stop(self, *, extra_info: dict[str, Any] | None = None) -> None:
+        """Ask the recorder to finish; returns at once (the folder is finished on its thread)."""
+        if extra_info:
+            self.info.update(extra_info)
+        self._accepting = False
+        if self._t_end is None:
+            self._t_end = time.monotonic()
+        self._stop.set()
+
+    def stop(self, *, timeout_s: float = 60.0, extra_info: dict[str, Any] | None = None) -> Path:
+        """Write everything queued, finish the folder (video, report, session.json); its path."""
+        if self._thread is None or self.folder is None:
+            raise RuntimeError("the recorder was not started")
+        self.request_stop(extra_info=extra_info)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("recorder still finishing %s after %.0f s", self.folder, timeout_s)
+        return self.folder
+
+    # -- recorder thread ----------------------------------------------------------------
+
+    def _fail(self, message: str) -> None:
+        if self.error is None:
+            self.error = message
+            self.info["error"] = message
+            log.error("recording stopped: %s", message)
+            self._accepting = False
+            if self._t_end is None:
+                self._t_end = time.monotonic()
+            if self.on_error is not None:
+                try:
+                    self.on_error(message)
+                except Exception:
+                    log.exception("recording error callback failed")
+
+    def _open(self, folder: Path) -> SessionWriter:
+        self.root.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700)
+        folder.chmod(0o700)  # the umask may have cleared bits; sessions are private
+        (folder / MARKER_FILE).write_text(f"{os.getpid()}\n")
+        write_json_atomic(folder / SESSION_FILE, self.info)
+        return self._writer_factory(folder, fps=self.fps, clean_video=self.clean_video)
+
+    def _run(self) -> None:
+        assert self.folder is not None
+        folder = self.folder
+        writer: SessionWriter | None = None
+        try:
+            writer = self._open(folder)
+        except OSError as exc:
+            self._fail(f"cannot create the session folder {folder}: {exc.strerror or exc}")
+        last_flush = time.monotonic()
+        while writer is not None:
+            try:
+                self._drain_aux(writer)
+                try:
+                    result = self._frames.get(timeout=0.1)
+                except queue.Empty:
+                    result = None
+                if result is not None:
+                    with self._bytes_lock:
+                        self._queued_bytes -= self._size(result)
+                    if self.error is None:
+                        writer.write_result(result)
+                        self.written += 1
+                if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                    last_flush = time.monotonic()
+                    writer.flush()
+                    self._check_space(folder)
+            except OSError as exc:
+                self._fail(self._describe(exc))
+            if (self._stop.is_set() and self._frames.empty()) or self.error is not None:
+                self._drain_aux(writer, quiet=True)
+                break
+        self._finish(folder, writer)
+
+    def _drain_aux(self, writer: SessionWriter, *, quiet: bool = False) -> None:
+        while True:
+            try:
+                kind, payload, t_ms = self._aux.get_nowait()
+            except queue.Empty:
+                return
+            if self.error is not None:
+                continue
+            try:
+                if kind == "audio":
+                    writer.write_audio(payload, t_ms)
+                else:
+                    writer.write_utterance(payload)
+            except OSError as exc:
+                if not quiet:
+                    raise
+                self._fail(self._describe(exc))
+
+    def _check_space(self, folder: Path) -> None:
+        free = shutil.disk_usage(folder).free
+        if free < self.min_free_bytes:
+            raise OSError(errno.ENOSPC, f"only {free // 2**20} MiB left on the disk")
+
+    def _describe(self, exc: OSError) -> str:
+        if exc.errno == errno.ENOSPC:
+            return f"the disk is full ({exc.strerror or exc}); everything up to now is kept in {self.folder}"
+        return f"cannot write the recording to {self.folder}: {exc.strerror or exc}"
+
+    def _finish(self, folder: Path, writer: SessionWriter | None) -> None:
+        """Close the files and finish the folder; every step is tried despite earlier errors."""
+        self._accepting = False
+        if self._t_end is None:
+            self._t_end = time.monotonic()
+        info = self.info
+        if writer is not None:
+            try:
+                writer.close()
+            except OSError as exc:
+                self._fail(self._describe(exc))
+            info.update(writer.counts())
+        info.update(
+            duration_s=round(self._t_end - self._t0, 3),
+            frames_received=self.received,
+            frames_dropped=self.dropped,
+            aux_dropped=self.aux_dropped,
+            error=self.error,
+        )
+        try:
+            if folder.is_dir():
+                self.info = finish_session(folder, info, recovered=False)
+        except OSError as exc:
+            log.error("cannot finish %s (the next start will): %s", folder, exc)
+        finally:
+            mark_active(folder, False)

@@ -1,0 +1,184 @@
+"""Subcommands ``record`` (headless session recording) and ``report`` (rebuild a session's report)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+AUDIO_CHUNK_MS = 100
+
+
+def register(subparsers: Any) -> None:
+    """Add ``record`` and ``report`` to the ``facial-emotion`` command."""
+    p = subparsers.add_parser("record", help="record a session (video, frames.csv, report) from any source")
+    p.add_argument("source", help="camera index, video file, image or folder")
+    p.add_argument("--out", required=True, help="folder that holds the sessions (one subfolder per session)")
+    p.add_argument("--seconds", type=float, help="stop after this many seconds (default: at the end of the source)")
+    p.add_argument("--clean-video", action="store_true", help="also keep the video without overlays")
+    p.add_argument("--realtime", action="store_true", help="play files at their own rate (may drop frames)")
+    p.add_argument("--audio", help="audio (or video) file to record as the session's sound")
+    p.add_argument("--model", help="a .keras emotion model to use instead of the shipped one")
+    p.add_argument("--no-emotion", action="store_true", help="skip emotion classification")
+    p.set_defaults(func=run_record)
+
+    r = subparsers.add_parser("report", help="rebuild report.html of a session folder (finishing it after a crash)")
+    r.add_argument("folder", help="a session folder (or an analyze --out folder)")
+    r.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Recover the folder if it was left unfinished, else rebuild its report."""
+    from facial_emotion.recovery import is_active, is_unfinished, recover_session
+    from facial_emotion.report import build_report
+
+    folder = Path(args.folder).expanduser()
+    if not folder.is_dir():
+        print(f"error: {folder} is not a folder", file=sys.stderr)
+        return 2
+    if not (folder / "frames.csv").is_file():
+        print(f"error: {folder} holds no frames.csv (not a session folder)", file=sys.stderr)
+        return 2
+    if is_active(folder):
+        print(f"error: {folder} is being recorded by a running program", file=sys.stderr)
+        return 2
+    try:
+        if is_unfinished(folder):
+            info = recover_session(folder)
+            print(f"recovered unfinished session {folder} ({info.get('duration_s', 0):.1f} s)")
+            path = folder / str(info.get("report") or "report.html")
+        else:
+            path = build_report(folder)
+    except OSError as exc:
+        print(f"error: cannot write to {folder}: {exc}", file=sys.stderr)
+        return 3
+    print(path)
+    return 0
+
+
+def read_pcm16k(path: Path) -> bytes:
+    """The sound of any audio or video file as 16 kHz mono int16 PCM (via ffmpeg)."""
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        raise OSError("ffmpeg is not installed")
+    args = [exe, "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path)]
+    proc = subprocess.run(
+        [*args, "-vn", "-f", "s16le", "-ac", "1", "-ar", "16000", "-"],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout:
+        message = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise OSError(f"cannot read sound from {path}: {message[-1] if message else 'no audio track'}")
+    return proc.stdout
+
+
+def feed_pcm(recorder: Any, pcm: bytes, t0_ms: float = 0.0, *, start: int = 0, until_ms: float | None = None) -> int:
+    """Hand PCM to a recorder in 100 ms chunks, like a microphone, up to until_ms; the next offset."""
+    step = 16000 * 2 * AUDIO_CHUNK_MS // 1000
+    offset = start
+    while offset < len(pcm):
+        t_ms = t0_ms + offset / 32.0  # 32 bytes per ms at 16 kHz, 16 bit
+        if until_ms is not None and t_ms > until_ms:
+            break
+        recorder.add_audio(pcm[offset : offset + step], t_ms)
+        offset += step
+    return offset
+
+
+def run_record(args: argparse.Namespace) -> int:
+    """Record a source through the engine until it ends, --seconds pass, or Ctrl+C / SIGTERM."""
+    from facial_emotion.cli import _settings_from_args
+    from facial_emotion.engine import Engine, SourceEnded, SourceFailed
+    from facial_emotion.paths import DEFAULT_EMOTION_MODEL
+    from facial_emotion.recording import SessionRecorder
+    from facial_emotion.recovery import recover_all
+    from facial_emotion.sources import SourceError, open_source
+
+    settings = _settings_from_args(args)
+    if args.seconds is not None and args.seconds <= 0:
+        print("error: --seconds must be positive", file=sys.stderr)
+        return 2
+    try:
+        source = open_source(args.source)
+        pcm = read_pcm16k(Path(args.audio)) if args.audio else None
+    except (SourceError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if settings.emotion and not settings.emotion_model_path and not DEFAULT_EMOTION_MODEL.is_file():
+        print(f"note: no emotion model at {DEFAULT_EMOTION_MODEL}; emotions are off", file=sys.stderr)
+        settings = settings.replace(emotion=None)
+    root = Path(args.out).expanduser()
+    for folder in recover_all(root):
+        print(f"recovered unfinished session {folder}", file=sys.stderr)
+    realtime = bool(args.realtime or source.live)
+    recorder = SessionRecorder(
+        root,
+        settings=settings,
+        clean_video=args.clean_video,
+        fps=source.fps,
+        source_name=str(args.source),
+        lossless=not realtime,
+    )
+    engine = Engine(settings, realtime=realtime)
+    engine.open(source)
+    engine.add_listener(recorder.add_result)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    folder = recorder.start(extra_info={"realtime": realtime})
+    print(f"recording to {folder}", flush=True)
+    fed = 0
+    engine.start()
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    code = 0
+    try:
+        while not stop.is_set() and recorder.error is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            events = engine.poll_events()
+            failed = [e for e in events if isinstance(e, SourceFailed)]
+            if failed:
+                print(f"error: {failed[0].message}", file=sys.stderr)
+                code = 4
+                break
+            if any(isinstance(e, SourceEnded) for e in events):
+                _wait_processed(engine)
+                break
+            if pcm is not None and (latest := engine.latest()) is not None:
+                # The sound follows the pictures, as a live microphone's would.
+                fed = feed_pcm(recorder, pcm, start=fed, until_ms=latest.frame.timestamp_ms)
+            stop.wait(0.05)
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr)
+    stats = engine.stats()
+    if pcm is not None and (latest := engine.latest()) is not None:
+        feed_pcm(recorder, pcm, start=fed, until_ms=latest.frame.timestamp_ms + AUDIO_CHUNK_MS)
+    engine.remove_listener(recorder.add_result)
+    engine.stop()
+    recorder.stop(extra_info={"engine_captured": stats.captured, "engine_dropped": stats.dropped})
+    if recorder.error:
+        print(f"error: {recorder.error}", file=sys.stderr)
+        code = 3
+    print(f"{recorder.written} frames ({recorder.dropped} dropped by the recorder) -> {folder}")
+    return code
+
+
+def _wait_processed(engine: Any, timeout_s: float = 10.0) -> None:
+    """After the source ends, let the inference thread finish the frame it holds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stats = engine.stats()
+        if stats.processed + stats.dropped >= stats.captured:
+            return
+        time.sleep(0.02)

@@ -1,0 +1,289 @@
+"""Finishing session folders: after a normal stop, and after a crash (found at the next start).
+
+A folder is unfinished while its ``session.json`` lacks ``finished: true``; the
+``.recording`` marker names the process that writes it, so a session that another
+running process is still recording is left alone. Finishing fixes the WAV header,
+drops a half-written last line of the text files, remuxes the fragmented video into
+a normal mp4 (with the audio, keeping the original until the new file is complete),
+rebuilds the report and writes ``session.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+SESSION_FILE: Final = "session.json"
+MARKER_FILE: Final = ".recording"
+VIDEO_FILE: Final = "video.mp4"
+CLEAN_VIDEO_FILE: Final = "video_clean.mp4"
+AUDIO_FILE: Final = "audio.wav"
+WAV_HEADER_BYTES: Final = 44
+MAX_AUDIO_OFFSET_S: Final = 10.0
+"""A larger gap between the first audio chunk and the first frame means unrelated clocks."""
+
+_ACTIVE: set[Path] = set()
+"""Session folders this process is recording now (never recovered under its feet)."""
+
+
+def mark_active(folder: Path, active: bool) -> None:
+    """Register or unregister a folder this process is writing."""
+    (_ACTIVE.add if active else _ACTIVE.discard)(folder.resolve())
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON via a temporary file and a rename, so a reader never sees half of it."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, default=str)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_session(folder: Path) -> dict[str, Any]:
+    """The folder's session.json as a dict (empty when missing or unreadable)."""
+    try:
+        data = json.loads((folder / SESSION_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_active(folder: Path) -> bool:
+    """True while this or another live process is recording into the folder."""
+    if folder.resolve() in _ACTIVE:
+        return True
+    try:
+        pid = int((folder / MARKER_FILE).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return pid != os.getpid() and _pid_alive(pid)
+
+
+def is_unfinished(folder: Path) -> bool:
+    """True for a session folder that was never finished (and is not being recorded)."""
+    if not folder.is_dir() or is_active(folder):
+        return False
+    if (folder / MARKER_FILE).exists():
+        return True
+    data = read_session(folder)
+    if data.get("finished") is True:
+        return False
+    return bool(data) or (folder / "frames.csv").exists() or (folder / VIDEO_FILE).exists()
+
+
+def find_unfinished(root: Path) -> list[Path]:
+    """Unfinished session folders directly under root, oldest first."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if is_unfinished(p))
+
+
+def fix_wav_header(path: Path, *, rate_hz: int = 16000) -> float:
+    """Rewrite a 16-bit mono WAV header to match the bytes on disk; the audio's length in s."""
+    size = path.stat().st_size
+    data_bytes = max(0, size - WAV_HEADER_BYTES) // 2 * 2
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF",
+        36 + data_bytes,
+        b"WAVE",
+        b"fmt ",
+        16,
+        1,
+        1,
+        rate_hz,
+        rate_hz * 2,
+        2,
+        16,
+        b"data",
+        data_bytes,
+    )
+    with open(path, "r+b") as handle:
+        if size < WAV_HEADER_BYTES:
+            handle.truncate(WAV_HEADER_BYTES)
+        handle.seek(0)
+        handle.write(header)
+    return data_bytes / 2 / rate_hz
+
+
+def trim_partial_line(path: Path) -> int:
+    """Cut a half-written last line (a crash mid-write); the number of bytes removed."""
+    if not path.is_file():
+        return 0
+    with open(path, "r+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        back = min(size, 1 << 16)
+        handle.seek(size - back)
+        tail = handle.read(back)
+        if tail.endswith(b"\n"):
+            return 0
+        cut = tail.rfind(b"\n")
+        keep = size - back + cut + 1 if cut >= 0 else 0
+        handle.truncate(keep)
+        return size - keep
+
+
+def _ffmpeg(args: list[str], *, timeout_s: float = 600.0) -> str | None:
+    """Run ffmpeg; None on success, else its last error line."""
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        return "ffmpeg is not installed"
+    try:
+        proc = subprocess.run(
+            [exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return lines[-1] if lines else f"ffmpeg exited with {proc.returncode}"
+    return None
+
+
+def _replace_if_made(tmp: Path, target: Path, error: str | None) -> str | None:
+    if error is None and tmp.is_file() and tmp.stat().st_size > 0:
+        os.replace(tmp, target)
+        return None
+    tmp.unlink(missing_ok=True)
+    return error or "ffmpeg wrote nothing"
+
+
+def finish_video(path: Path, *, audio: Path | None = None, audio_offset_s: float = 0.0) -> dict[str, Any]:
+    """Remux a fragmented mp4 into a normal one, muxing audio in when given.
+
+    The original is replaced only after the new file is complete; when muxing the
+    audio fails the video is remuxed alone, and when that fails too it stays as it was
+    (a fragmented mp4 plays anyway).
+    """
+    out: dict[str, Any] = {"file": path.name, "audio": False, "remuxed": False, "error": None}
+    if not path.is_file() or path.stat().st_size == 0:
+        out["error"] = "no video was written"
+        return out
+    tmp = path.with_name(f".{path.stem}.finishing.mp4")
+    if audio is not None and audio.is_file() and audio.stat().st_size > WAV_HEADER_BYTES:
+        offset = audio_offset_s if abs(audio_offset_s) <= MAX_AUDIO_OFFSET_S else 0.0
+        args = ["-i", str(path), "-itsoffset", f"{offset:.3f}", "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0"]
+        args += ["-c:v", "copy", "-c:a", "aac", "-b:a", "96k", "-movflags", "+faststart", str(tmp)]
+        error = _ffmpeg(args)
+        error = _replace_if_made(tmp, path, error)
+        if error is None:
+            out.update(audio=True, remuxed=True)
+            return out
+        log.warning("muxing audio into %s failed (%s); keeping the video without it", path, error)
+        out["audio_error"] = error
+    error = _replace_if_made(tmp, path, _ffmpeg(["-i", str(path), "-c", "copy", "-movflags", "+faststart", str(tmp)]))
+    out["remuxed"] = error is None
+    out["error"] = error
+    return out
+
+
+def finish_session(folder: Path, info: dict[str, Any], *, recovered: bool) -> dict[str, Any]:
+    """Close out a session folder: audio header, text tails, video, report, session.json.
+
+    Every step is tried even when an earlier one fails (a full disk must not cost the
+    files that are already there); the last step removes the ``.recording`` marker.
+    """
+    info = dict(info)
+    errors: dict[str, str] = dict(info.get("finish_errors") or {})
+    for name in ("frames.csv", "transcript.jsonl"):
+        try:
+            if cut := trim_partial_line(folder / name):
+                log.info("cut %d bytes of a half-written line from %s", cut, folder / name)
+        except OSError as exc:
+            errors[name] = str(exc)
+    audio = folder / AUDIO_FILE
+    if audio.is_file():
+        try:
+            info["audio_s"] = round(fix_wav_header(audio), 3)
+        except OSError as exc:
+            errors[AUDIO_FILE] = str(exc)
+    offset_s = 0.0
+    if info.get("first_audio_ms") is not None and info.get("first_frame_ms") is not None:
+        offset_s = (float(info["first_audio_ms"]) - float(info["first_frame_ms"])) / 1000.0
+    videos = []
+    for name, with_audio in ((VIDEO_FILE, True), (CLEAN_VIDEO_FILE, False)):
+        if (folder / name).exists():
+            try:
+                videos.append(finish_video(folder / name, audio=audio if with_audio else None, audio_offset_s=offset_s))
+            except OSError as exc:
+                errors[name] = str(exc)
+    info["videos"] = videos
+    if recovered and not info.get("duration_s"):
+        info["duration_s"] = _duration_from_files(folder, info)
+    info.update(finished=True, recovered=recovered or bool(info.get("recovered")))
+    if recovered:
+        info["recovered_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        from facial_emotion.report import build_report
+
+        info["report"] = build_report(folder, session=info).name
+    except Exception as exc:  # a report that cannot be drawn must not lose the session
+        log.exception("cannot build the report of %s", folder)
+        errors["report.html"] = str(exc)
+    info["finish_errors"] = errors
+    write_json_atomic(folder / SESSION_FILE, info)
+    (folder / MARKER_FILE).unlink(missing_ok=True)
+    return info
+
+
+def _duration_from_files(folder: Path, info: dict[str, Any]) -> float:
+    """After a crash: from the start time to the newest write."""
+    started = info.get("started_epoch_s")
+    newest = max((p.stat().st_mtime for p in folder.iterdir() if p.is_file()), default=None)
+    if started is None or newest is None:
+        return 0.0
+    return round(max(0.0, newest - float(started)), 3)
+
+
+def recover_session(folder: Path) -> dict[str, Any]:
+    """Finish a session left unfinished by a crash; its session.json says ``recovered: true``."""
+    info = read_session(folder)
+    info.setdefault("name", folder.name)
+    info.setdefault("error", None)
+    log.info("recovering unfinished session %s", folder)
+    return finish_session(folder, info, recovered=True)
+
+
+def recover_all(root: Path) -> list[Path]:
+    """Recover every unfinished session under root; the folders that were recovered."""
+    done = []
+    for folder in find_unfinished(root):
+        try:
+            recover_session(folder)
+            done.append(folder)
+        except OSError as exc:
+            log.error("cannot recover %s: %s", folder, exc)
+    return done

@@ -1,0 +1,270 @@
+"""``report.html`` for a session folder: one self-contained page with the plots embedded.
+
+Reads ``frames.csv``, ``transcript.jsonl`` and ``session.json``; draws with matplotlib
+(Agg, imported here only when a report is built) into base64 PNGs, so the page opens
+offline with no other file and no external URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from facial_emotion.types import EMOTIONS
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE: Final = "report.html"
+MAX_TRACKS: Final = 6
+BLINK_WINDOW_S: Final = 30.0
+MIN_BLINK_SPAN_S: Final = 10.0
+"""Rates over shorter spans (the first seconds) are noise; they are spread over this much."""
+COLORS: Final[dict[str, str]] = {
+    "angry": "#dc2828",
+    "disgust": "#288c28",
+    "fear": "#a03ca0",
+    "happy": "#ffc800",
+    "sad": "#1e6ec8",
+    "surprise": "#00dcdc",
+    "neutral": "#b4b4b4",
+}
+
+
+@dataclass(slots=True)
+class _Track:
+    t_s: list[float] = field(default_factory=list)
+    p_t_s: list[float] = field(default_factory=list)
+    probs: list[list[float]] = field(default_factory=list)
+    blinks: list[int] = field(default_factory=list)
+    mood_t_s: list[float] = field(default_factory=list)
+    mood: list[float] = field(default_factory=list)
+    top: list[str] = field(default_factory=list)
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def read_tracks(csv_path: Path) -> tuple[dict[int, _Track], float | None]:
+    """Per-track series from frames.csv (times in s from the first row), and that first time in ms."""
+    tracks: dict[int, _Track] = defaultdict(_Track)
+    t0: float | None = None
+    if not csv_path.is_file():
+        return {}, None
+    with open(csv_path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            t_ms = _float(row.get("timestamp_ms"))
+            tid = _float(row.get("track_id"))
+            if t_ms is None or tid is None:
+                continue  # a damaged line
+            t0 = t_ms if t0 is None else t0
+            track = tracks[int(tid)]
+            t_s = (t_ms - t0) / 1000.0
+            track.t_s.append(t_s)
+            track.blinks.append(int(_float(row.get("blinks")) or 0))
+            probs = [_float(row.get(f"p_{name}")) for name in EMOTIONS]
+            if all(p is not None for p in probs):
+                track.p_t_s.append(t_s)
+                track.probs.append([float(p) for p in probs if p is not None])
+                track.top.append(row.get("emotion") or "")
+            mood = _float(row.get("mood"))
+            if mood is not None:
+                track.mood_t_s.append(t_s)
+                track.mood.append(mood)
+    return dict(tracks), t0
+
+
+def read_transcript(path: Path) -> list[dict[str, Any]]:
+    """The utterances of transcript.jsonl (damaged lines skipped)."""
+    out = []
+    if not path.is_file():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            out.append(item)
+    return out
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _main_tracks(tracks: dict[int, _Track]) -> list[int]:
+    return sorted(tracks, key=lambda tid: -len(tracks[tid].t_s))[:MAX_TRACKS]
+
+
+def blink_rate(t_s: np.ndarray, blinks: np.ndarray, window_s: float = BLINK_WINDOW_S) -> np.ndarray:
+    """Blinks per minute over the last window_s seconds at each time (cumulative counts in)."""
+    if t_s.size == 0:
+        return t_s
+    start = np.searchsorted(t_s, t_s - window_s)
+    span = np.maximum(t_s - t_s[start], MIN_BLINK_SPAN_S)
+    return (blinks - blinks[start]) / span * 60.0
+
+
+def _plots(tracks: dict[int, _Track], utterances: list[dict[str, Any]], t0_ms: float | None) -> dict[str, str]:
+    # Figure objects with the Agg canvas, not pyplot: no global backend, safe on any thread.
+    from matplotlib.figure import Figure
+
+    shown = _main_tracks(tracks)
+    with_probs = [tid for tid in shown if tracks[tid].probs]
+    out: dict[str, str] = {}
+
+    rows = max(1, len(with_probs))
+    fig = Figure(figsize=(9, 2.2 * rows))
+    axes = fig.subplots(rows, 1, squeeze=False, sharex=True)
+    for ax, tid in zip(axes[:, 0], with_probs, strict=False):
+        tr = tracks[tid]
+        probs = np.asarray(tr.probs).T
+        ax.stackplot(tr.p_t_s, probs, labels=EMOTIONS, colors=[COLORS[e] for e in EMOTIONS])
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"face #{tid}")
+    if not with_probs:
+        axes[0, 0].text(0.5, 0.5, "No emotions recorded (no face, or emotions off)", ha="center", va="center")
+    else:
+        axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    axes[-1, 0].set_xlabel("time (s)")
+    out["Emotion timeline per face"] = _png(fig)
+
+    fig = Figure(figsize=(9, 3))
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(with_probs))
+    for i, tid in enumerate(with_probs):
+        tops = tracks[tid].top
+        shares = [tops.count(e) / max(1, len(tops)) * 100 for e in EMOTIONS]
+        ax.bar(np.arange(len(EMOTIONS)) + i * width, shares, width, label=f"face #{tid}")
+    ax.set_xticks(np.arange(len(EMOTIONS)) + 0.4 - width / 2, EMOTIONS)
+    ax.set_ylabel("% of frames")
+    if with_probs:
+        ax.legend(fontsize=8)
+    out["Emotion shares"] = _png(fig)
+
+    fig = Figure(figsize=(9, 3))
+    ax = fig.subplots()
+    for tid in shown:
+        tr = tracks[tid]
+        ax.plot(tr.t_s, blink_rate(np.asarray(tr.t_s), np.asarray(tr.blinks, dtype=float)), label=f"face #{tid}")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(f"blinks/min ({BLINK_WINDOW_S:.0f} s window)")
+    if shown:
+        ax.legend(fontsize=8)
+    out["Blink rate over time"] = _png(fig)
+
+    fig = Figure(figsize=(9, 3))
+    ax = fig.subplots()
+    said = [u for u in utterances if isinstance(u.get("sentiment"), int | float)]
+    if said:
+        base = t0_ms if t0_ms is not None else float(said[0].get("start_ms", 0.0))
+        t = [((float(u.get("start_ms", 0)) + float(u.get("end_ms", 0))) / 2 - base) / 1000 for u in said]
+        values = [float(u["sentiment"]) for u in said]
+        ax.stem(t, values)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_ylim(-1.05, 1.05)
+    else:
+        ax.text(0.5, 0.5, "No speech recorded", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("sentiment (compound)")
+    out["Speech sentiment over time"] = _png(fig)
+
+    fig = Figure(figsize=(9, 3))
+    ax = fig.subplots()
+    moody = [tid for tid in shown if tracks[tid].mood]
+    for tid in moody:
+        ax.plot(tracks[tid].mood_t_s, tracks[tid].mood, label=f"face #{tid}")
+    if moody:
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_ylim(-1.05, 1.05)
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "Fused mood was off", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("mood (-1 .. 1)")
+    out["Fused mood"] = _png(fig)
+    return out
+
+
+def _summary_rows(session: dict[str, Any], tracks: dict[int, _Track]) -> list[tuple[str, str]]:
+    models = session.get("models") or {}
+    rows = [
+        ("Started", str(session.get("started_at", "?"))),
+        ("Duration", f"{float(session.get('duration_s') or 0):.1f} s"),
+        ("Source", str(session.get("source") or session.get("input") or "?")),
+        ("Frames written", str(session.get("frames_written", session.get("frames", "?")))),
+        (
+            "Frames dropped (recorder / engine)",
+            f"{session.get('frames_dropped', 0)} / {session.get('engine_dropped', 0)}",
+        ),
+        ("Faces (tracks)", str(len(tracks))),
+        ("Models", ", ".join(f"{k}: {v}" for k, v in models.items() if v)),
+        ("Recovered after a crash", "yes" if session.get("recovered") else "no"),
+    ]
+    if session.get("error"):
+        rows.append(("Stopped by an error", str(session["error"])))
+    return rows
+
+
+def build_report(session_dir: Path, *, session: dict[str, Any] | None = None) -> Path:
+    """Write ``report.html`` into a session (or ``analyze --out``) folder; its path."""
+    folder = Path(session_dir)
+    if session is None:
+        try:
+            session = json.loads((folder / "session.json").read_text())
+        except (OSError, ValueError):
+            try:
+                session = json.loads((folder / "summary.json").read_text())
+            except (OSError, ValueError):
+                session = {}
+    tracks, t0_ms = read_tracks(folder / "frames.csv")
+    utterances = read_transcript(folder / "transcript.jsonl")
+    plots = _plots(tracks, utterances, session.get("first_frame_ms", t0_ms))
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Session {esc(folder.name)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto;color:#222}"
+        "table{border-collapse:collapse}td,th{padding:.2rem .6rem;border-bottom:1px solid #ddd;text-align:left}"
+        "img{max-width:100%}</style></head><body>",
+        f"<h1>Session {esc(folder.name)}</h1>",
+        "<table>",
+        *(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _summary_rows(session, tracks)),
+        "</table>",
+    ]
+    for title, png in plots.items():
+        parts += [f"<h2>{esc(title)}</h2>", f'<img alt="{esc(title)}" src="data:image/png;base64,{png}">']
+    parts.append("<h2>Transcript</h2>")
+    if utterances:
+        parts.append("<table><tr><th>time (s)</th><th>text</th><th>sentiment</th></tr>")
+        base = t0_ms if t0_ms is not None else 0.0
+        for u in utterances:
+            start_s = (float(u.get("start_ms", 0.0)) - base) / 1000.0
+            label = u.get("label") or ""
+            parts.append(f"<tr><td>{start_s:.1f}</td><td>{esc(str(u.get('text', '')))}</td><td>{esc(label)}</td></tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p>No speech was recorded.</p>")
+    parts.append("</body></html>\n")
+    path = folder / REPORT_FILE
+    tmp = folder / f".{REPORT_FILE}.tmp"
+    tmp.write_text("\n".join(parts), encoding="utf-8")
+    tmp.replace(path)
+    return path
