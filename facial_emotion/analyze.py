@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -183,4 +185,51 @@ def analyze(
         summary["files"] = [p.name for p in source.paths if p not in source.skipped]
         summary["skipped_files"] = [p.name for p in source.skipped]
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_session_layout(out_dir, summary, settings, wall_s)
     return summary
+
+
+def write_session_layout(out_dir: Path, summary: dict[str, Any], settings: Settings, wall_s: float) -> None:
+    """Make the folder read like a recorded session: session.json, video.mp4, report.html.
+
+    ``video.mp4`` is a hard link to ``annotated.mp4`` (one file on disk, two names).
+    A report that cannot be built is a warning, not a failed analysis.
+    """
+    from datetime import datetime
+
+    from facial_emotion.recording import library_versions
+
+    annotated = out_dir / "annotated.mp4"
+    video = out_dir / "video.mp4"
+    if annotated.is_file():
+        video.unlink(missing_ok=True)
+        try:
+            os.link(annotated, video)
+        except OSError:
+            shutil.copyfile(annotated, video)
+    duration_s = (summary["frames"] / summary["fps"]) if summary.get("fps") else None
+    session = {
+        "format": 1,
+        "name": out_dir.name,
+        "kind": "analysis",
+        "started_at": datetime.now().isoformat(timespec="seconds"),
+        "finished": True,
+        "recovered": False,
+        "complete": summary["complete"],
+        "error": summary["error"],
+        "source": summary["input"],
+        "duration_s": duration_s,
+        "frames": summary["frames"],
+        "dropped_frames": 0,
+        "processing_s": round(wall_s, 3),
+        "models": summary["models"],
+        "versions": library_versions(),
+        "settings": dataclasses.asdict(settings),
+    }
+    (out_dir / "session.json").write_text(json.dumps(session, indent=2) + "\n")
+    try:
+        from facial_emotion.report import build_report
+
+        build_report(out_dir)
+    except Exception as exc:  # the data files are what matter; say why the report is missing
+        log.warning("could not build report.html in %s: %s", out_dir, exc)

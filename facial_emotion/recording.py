@@ -59,7 +59,7 @@ def session_name(when: datetime | None = None) -> str:
     return (when or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
     """Versions of the libraries behind the models (read from metadata, nothing imported)."""
     from importlib import metadata
 
@@ -147,7 +147,7 @@ class SessionRecorder:
                 "emotion": s.emotion,
                 "emotion_model_path": s.emotion_model_path,
             },
-            "versions": _versions(),
+            "versions": library_versions(),
             "settings": dataclasses.asdict(s),
             "pid": os.getpid(),
             "error": None,

@@ -50,6 +50,11 @@ def test_analyze_video_writes_consistent_outputs(shared_data: Path, tmp_path: Pa
                for r in rows[:1]) == pytest.approx(1.0, abs=1e-3)
     assert int(rows[-1]["blinks"]) == track["blinks"] == summary["blinks"]
     assert summary["processing_fps"] > 0
+    # the same folder layout as a recorded session
+    session = json.loads((out / "session.json").read_text())
+    assert session["finished"] and not session["recovered"] and session["frames"] == 72
+    assert (out / "video.mp4").stat().st_ino == (out / "annotated.mp4").stat().st_ino
+    assert (out / "report.html").read_text().count("data:image/png;base64,") >= 3
 
 
 def test_analyze_group_photo_and_folder(shared_data: Path, tmp_path: Path) -> None:
