@@ -18,9 +18,16 @@ import cv2
 from facial_emotion import __version__
 from facial_emotion.pipeline import Pipeline
 from facial_emotion.settings import Settings
-from facial_emotion.sources import FrameSource, ImageFolderSource, ImageSource, SourceError, open_source
+from facial_emotion.sources import (
+    FrameSource,
+    ImageFolderSource,
+    ImageSource,
+    SourceError,
+    VideoFileSource,
+    open_source,
+)
 from facial_emotion.tables import FrameTableWriter
-from facial_emotion.types import EMOTIONS, FrameResult
+from facial_emotion.types import EMOTIONS, FrameResult, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +86,25 @@ class AnnotatedOutput:
             self._writer = None
 
 
+def transcribe_into(
+    input_path: Path, out_dir: Path, *, engine: str, vosk_model: str | None
+) -> tuple[list[Utterance], dict[str, Any]]:
+    """Transcribe the audio track into transcript.jsonl; the utterances and a summary of it.
+
+    A file without sound, or no usable engine, gives no utterances and says why.
+    """
+    from facial_emotion.speech.transcribe import TranscriptionError, transcribe_file, utterance_to_json
+
+    try:
+        utterances = transcribe_file(input_path, engine=engine, vosk_model=vosk_model)
+    except TranscriptionError as exc:
+        return [], {"utterances": 0, "error": str(exc)}
+    with open(out_dir / "transcript.jsonl", "w") as handle:
+        for utterance in utterances:
+            handle.write(json.dumps(utterance_to_json(utterance)) + "\n")
+    return utterances, {"utterances": len(utterances), "error": None, "engine": engine}
+
+
 def analyze(
     input_path: str | Path,
     out_dir: Path,
@@ -87,12 +113,17 @@ def analyze(
     write_video: bool = True,
     progress: ProgressFn | None = None,
     pipeline: Pipeline | None = None,
+    speech: bool = True,
+    speech_engine: str = "auto",
+    vosk_model: str | None = None,
 ) -> dict[str, Any]:
-    """Analyse a file or folder; writes frames.csv, annotated output and summary.json.
+    """Analyse a file or folder; writes frames.csv, annotated output, summary.json and more.
 
-    A source that breaks off midway keeps everything processed so far: the files are
-    closed properly and summary.json says ``complete: false`` with the reason. Raises
-    AnalysisError when the input cannot be opened at all.
+    For a video with sound, the speech is transcribed first (``transcript.jsonl``) and
+    fused with each face's emotions into the ``mood`` column. A source that breaks off
+    midway keeps everything processed so far: the files are closed properly and
+    summary.json says ``complete: false`` with the reason. Raises AnalysisError when
+    the input cannot be opened at all.
     """
     settings = settings or Settings()
     try:
@@ -106,7 +137,22 @@ def analyze(
     if isinstance(source, ImageSource | ImageFolderSource) and settings.detect_width_px == Settings().detect_width_px:
         # Stills are analysed once, so spend the time: full resolution, small faces found too.
         settings = settings.replace(detect_width_px=None, upsample=1, detect_every=1)
+    speech_info: dict[str, Any] = {"utterances": 0, "error": "speech off"}
+    fuser = None
+    if isinstance(source, VideoFileSource) and speech:
+        utterances, speech_info = transcribe_into(
+            Path(input_path), out_dir, engine=speech_engine, vosk_model=vosk_model
+        )
+    else:
+        utterances = []
+    if settings.emotion is not None:
+        from facial_emotion.fusion import MoodFuser
+
+        fuser = MoodFuser()
+        for utterance in utterances:
+            fuser.add_utterance(utterance)  # an utterance counts only from its start onwards
     pipe = pipeline or Pipeline(settings, annotate=write_video)
+    pipe.mood = fuser
     pipe.reset()
     table = FrameTableWriter(out_dir / "frames.csv")
     video = AnnotatedOutput(out_dir, source) if write_video else None
@@ -174,6 +220,7 @@ def analyze(
             for tid, s in sorted(tracks.items())
         },
         "blinks": sum(s.blinks for s in tracks.values()),
+        "speech": speech_info,
         "outputs": {
             "frames_csv": "frames.csv",
             "annotated": str(video.path.relative_to(out_dir)) if video and video.path else None,

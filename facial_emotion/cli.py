@@ -84,7 +84,16 @@ def _run_analyze(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("out") / Path(args.input).stem
     progress = Progress(Path(args.input).name)
     try:
-        summary = analyze(args.input, out, settings=settings, write_video=not args.no_video, progress=progress)
+        summary = analyze(
+            args.input,
+            out,
+            settings=settings,
+            write_video=not args.no_video,
+            progress=progress,
+            speech=not args.no_speech,
+            speech_engine=args.engine,
+            vosk_model=args.vosk_model,
+        )
     except AnalysisError as exc:
         progress.finish()
         print(f"error: {exc}", file=sys.stderr)
@@ -96,8 +105,10 @@ def _run_analyze(args: argparse.Namespace) -> int:
     progress.finish()
     for name, error in summary["model_errors"].items():
         print(f"warning: {name} model off: {error}", file=sys.stderr)
+    speech = summary["speech"]
+    said = f"{speech['utterances']} utterance(s)" if not speech.get("error") else f"no speech ({speech['error']})"
     print(
-        f"{summary['frames']} frames, {len(summary['tracks'])} face track(s), {summary['blinks']} blinks, "
+        f"{summary['frames']} frames, {len(summary['tracks'])} face track(s), {summary['blinks']} blinks, {said}, "
         f"{summary['processing_fps']} fps -> {out}"
     )
     if not summary["complete"]:
@@ -152,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upsample", type=int, help="dlib upsampling for small faces (default 0)")
     p.add_argument("--largest-only", action="store_true", help="keep only the largest face")
     p.add_argument("--smoothing", action="store_true", help="smooth emotions over time per face")
+    p.add_argument("--no-speech", action="store_true", help="do not transcribe the sound track")
+    p.add_argument("--engine", default="auto", choices=["auto", "vosk", "pocketsphinx"], help="speech engine")
+    p.add_argument("--vosk-model", help="folder of a Vosk model (default: the downloaded one)")
     p.set_defaults(func=_run_analyze)
 
     g = sub.add_parser("gui", help="open the desktop app (the default)")

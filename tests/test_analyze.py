@@ -30,8 +30,16 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 def test_analyze_video_writes_consistent_outputs(shared_data: Path, tmp_path: Path, tiny_emotion_model: Path) -> None:
     out = tmp_path / "out"
-    rc = main(["analyze", str(shared_data / "faces-pyfeat" / "single_face.mp4"), "--out", str(out),
-               "--model", str(tiny_emotion_model)])
+    rc = main(
+        [
+            "analyze",
+            str(shared_data / "faces-pyfeat" / "single_face.mp4"),
+            "--out",
+            str(out),
+            "--model",
+            str(tiny_emotion_model),
+        ]
+    )
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     rows = _rows(out / "frames.csv")
@@ -41,13 +49,16 @@ def test_analyze_video_writes_consistent_outputs(shared_data: Path, tmp_path: Pa
     assert abs(cap.get(cv2.CAP_PROP_FPS) - 30.0) < 0.01
     assert len(rows) == summary["rows"] == 72
     assert {r["frame"] for r in rows} == {str(i) for i in range(72)}
-    (track_id, track), = summary["tracks"].items()
+    ((track_id, track),) = summary["tracks"].items()
     assert track["frames"] == 72 and {r["track_id"] for r in rows} == {track_id}
     shares = Counter(r["emotion"] for r in rows)
     for name, share in track["emotion_shares"].items():
         assert abs(share - shares[name] / 72) < 1e-3
-    assert sum(float(r[f"p_{e}"]) for e in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-               for r in rows[:1]) == pytest.approx(1.0, abs=1e-3)
+    assert sum(
+        float(r[f"p_{e}"])
+        for e in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+        for r in rows[:1]
+    ) == pytest.approx(1.0, abs=1e-3)
     assert int(rows[-1]["blinks"]) == track["blinks"] == summary["blinks"]
     assert summary["processing_fps"] > 0
     # the same folder layout as a recorded session
@@ -59,13 +70,13 @@ def test_analyze_video_writes_consistent_outputs(shared_data: Path, tmp_path: Pa
 
 def test_analyze_group_photo_and_folder(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "photo"
-    assert main(["analyze", str(shared_data / "faces-pyfeat" / "multi_face.jpg"), "--out", str(out),
-                 "--no-emotion"]) == 0
+    assert (
+        main(["analyze", str(shared_data / "faces-pyfeat" / "multi_face.jpg"), "--out", str(out), "--no-emotion"]) == 0
+    )
     assert len(_rows(out / "frames.csv")) == 4
     assert (out / "annotated.jpg").is_file()
     out = tmp_path / "folder"
-    assert main(["analyze", str(shared_data / "faces-dlib"), "--out", str(out), "--no-emotion",
-                 "--no-video"]) == 0
+    assert main(["analyze", str(shared_data / "faces-dlib"), "--out", str(out), "--no-emotion", "--no-video"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 12 and "dogs.jpg" in summary["files"]
     dogs = summary["files"].index("dogs.jpg")
@@ -74,16 +85,14 @@ def test_analyze_group_photo_and_folder(shared_data: Path, tmp_path: Path) -> No
 
 def test_analyze_face_free_video_has_no_rows(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "none"
-    assert main(["analyze", str(shared_data / "faces-pyfeat" / "no_face.mp4"), "--out", str(out),
-                 "--no-emotion"]) == 0
+    assert main(["analyze", str(shared_data / "faces-pyfeat" / "no_face.mp4"), "--out", str(out), "--no-emotion"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["tracks"] == {} and summary["rows"] == 0
     assert _frames(out / "annotated.mp4") == summary["frames"] >= 95
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "facial_emotion", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "facial_emotion", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_truncated_video_keeps_partial_results(shared_data: Path, tmp_path: Path) -> None:
