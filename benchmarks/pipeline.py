@@ -20,16 +20,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from facial_emotion.paths import DEFAULT_EMOTION_MODEL, data_dir  # noqa: E402
-from facial_emotion.pipeline import Pipeline  # noqa: E402
-from facial_emotion.settings import Settings  # noqa: E402
-from facial_emotion.sources import VideoFileSource, iter_frames  # noqa: E402
-from facial_emotion.types import Frame  # noqa: E402
-from facial_emotion.vision.align import align_face  # noqa: E402
-from facial_emotion.vision.blinks import eye_aspect_ratios  # noqa: E402
+from facial_emotion.paths import DEFAULT_EMOTION_MODEL, data_dir
+from facial_emotion.pipeline import Pipeline
+from facial_emotion.settings import Settings
+from facial_emotion.sources import VideoFileSource
+from facial_emotion.types import Frame
+from facial_emotion.vision.align import align_face
+from facial_emotion.vision.blinks import eye_aspect_ratios
 
 
 def p95(values: list[float]) -> float:

@@ -15,7 +15,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from facial_emotion.paths import data_dir  # noqa: E402
+from facial_emotion.paths import data_dir
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+import typing
 from pathlib import Path
 
 import cv2
@@ -61,9 +63,9 @@ def test_live_source_drops_frames_instead_of_lagging(no_thread_leak: None) -> No
     slow_pipeline_calls = []
 
     class SlowPipeline:
-        load_errors: dict[str, str] = {}
+        load_errors: typing.ClassVar[dict[str, str]] = {}
 
-        def process(self, frame):  # noqa: ANN001, ANN202 - a stand-in for a slow model
+        def process(self, frame):
             slow_pipeline_calls.append(frame.index)
             time.sleep(0.05)
             from facial_emotion.types import FrameResult
@@ -92,7 +94,7 @@ def test_live_source_drops_frames_instead_of_lagging(no_thread_leak: None) -> No
         assert engine.stop(timeout_s=2.0)
     assert stats.dropped > stats.processed
     # the consumer always takes the newest frame: indices jump
-    assert max(b - a for a, b in zip(slow_pipeline_calls, slow_pipeline_calls[1:], strict=False)) > 1
+    assert max(b - a for a, b in itertools.pairwise(slow_pipeline_calls)) > 1
 
 
 def test_unplugged_camera_is_an_event_and_a_new_source_works(

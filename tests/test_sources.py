@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def test_video_file_reads_every_frame_in_order(shared_data: Path) -> None:
     assert len(frames) == source.frame_count == 72
     assert [f.index for f in frames] == list(range(72))
     stamps = [f.timestamp_ms for f in frames]
-    assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(stamps))
     assert abs(stamps[30] - 1000.0) < 1e-6  # 30 fps
     assert frames[0].size == (640, 360)
 
