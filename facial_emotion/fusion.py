@@ -182,6 +182,12 @@ class MoodFuser:
             track.confidence += alpha * (confidence - track.confidence)
             track.t_ms = max(track.t_ms, t_ms)
 
+    def clear(self) -> None:
+        """Forget every face and utterance (a new source starts a new clock)."""
+        with self._lock:
+            self._tracks.clear()
+            self._utterances.clear()
+
     def forget_face(self, track_id: int) -> None:
         """Drop a track that ended."""
         with self._lock:

@@ -20,6 +20,14 @@ IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".ti
 CAMERA_FAILURES_BEFORE_ERROR: Final[int] = 10
 
 
+_EPOCH_S: Final[float] = time.monotonic()
+
+
+def clock_ms() -> float:
+    """The shared live clock: monotonic ms since the app started (cameras and microphones use it)."""
+    return (time.monotonic() - _EPOCH_S) * 1000.0
+
+
 class SourceError(RuntimeError):
     """A source cannot be opened or stopped delivering; the message is for the user."""
 
@@ -117,7 +125,7 @@ class VideoFileSource:
 
 
 class CameraSource:
-    """A live camera by index; timestamps are monotonic milliseconds since opening."""
+    """A live camera by index; timestamps come from the shared ``clock_ms`` (as microphone chunks do)."""
 
     live = True
     frame_count = None
@@ -135,7 +143,6 @@ class CameraSource:
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and fps > 0 else None
-        self._t0 = time.monotonic()
         self._index = 0
 
     def read(self) -> Frame | None:
@@ -143,7 +150,7 @@ class CameraSource:
         for _ in range(CAMERA_FAILURES_BEFORE_ERROR):
             ok, image = self._cap.read()
             if ok and image is not None:
-                frame = Frame(image, self._index, (time.monotonic() - self._t0) * 1000.0)
+                frame = Frame(image, self._index, clock_ms())
                 self._index += 1
                 return frame
             time.sleep(0.01)

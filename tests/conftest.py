@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,3 +85,48 @@ def no_thread_leak() -> Iterator[None]:
             return
         deadline.wait(0.05)
     pytest.fail(f"threads left running: {[t.name for t in leaked]}")
+
+
+TALKING_SENTENCE = "I am very happy. This is a wonderful day and I love it."
+TALKING_DELAY_MS = 6000
+
+
+@pytest.fixture(scope="session")
+def talking_video(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """WolfgangLanger_Pexels.mp4 (19.7 s, silent track) with a flite sentence from 6 s on."""
+    for tool in ("flite", "ffmpeg"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (./install.sh installs it)")
+    folder = tmp_path_factory.mktemp("talking")
+    wav = folder / "said.wav"
+    subprocess.run(["flite", "-voice", "slt", "-t", TALKING_SENTENCE, "-o", str(wav)], check=True, timeout=60)
+    video = folder / "talking.mp4"
+    source = shared_data / "faces-pyfeat" / "WolfgangLanger_Pexels.mp4"
+    mix = f"[1:a]adelay={TALKING_DELAY_MS}:all=1,apad[a]"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            "-i",
+            str(wav),
+            "-filter_complex",
+            mix,
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-shortest",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            str(video),
+        ],
+        check=True,
+        timeout=120,
+    )
+    return video

@@ -4,55 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import subprocess
 from pathlib import Path
-
-import pytest
 
 from facial_emotion.cli import main
 
-SENTENCE = "I am very happy. This is a wonderful day and I love it."
-DELAY_MS = 6000
-
-
-@pytest.fixture(scope="module")
-def talking_video(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """WolfgangLanger_Pexels.mp4 (19.7 s, silent track) with a flite sentence from 6 s on."""
-    for tool in ("flite", "ffmpeg"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (./install.sh installs it)")
-    folder = tmp_path_factory.mktemp("talking")
-    wav = folder / "said.wav"
-    subprocess.run(["flite", "-voice", "slt", "-t", SENTENCE, "-o", str(wav)], check=True, timeout=60)
-    video = folder / "talking.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(shared_data / "faces-pyfeat" / "WolfgangLanger_Pexels.mp4"),
-            "-i",
-            str(wav),
-            "-filter_complex",
-            f"[1:a]adelay={DELAY_MS}:all=1,apad[a]",
-            "-map",
-            "0:v",
-            "-map",
-            "[a]",
-            "-shortest",
-            "-c:v",
-            "copy",
-            "-c:a",
-            "aac",
-            str(video),
-        ],
-        check=True,
-        timeout=120,
-    )
-    return video
+from .conftest import TALKING_DELAY_MS as DELAY_MS
 
 
 def test_analyze_writes_aligned_transcript_and_mood(
