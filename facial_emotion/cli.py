@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     parser.add_argument("--settings", help="settings file (default: the user's settings.json)")
     parser.add_argument("--source", help="for the app: camera index, video, image or folder to open")
+    parser.add_argument("--record", metavar="DIR", help="for the app: start recording at once, into DIR")
     parser.set_defaults(func=_run_gui)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -169,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_run_analyze)
 
     g = sub.add_parser("gui", help="open the desktop app (the default)")
+    g.add_argument("--source", default=argparse.SUPPRESS, help="camera index, video, image or folder to open")
+    g.add_argument("--settings", default=argparse.SUPPRESS, help="settings file")
+    g.add_argument("--record", metavar="DIR", default=argparse.SUPPRESS, help="start recording at once, into DIR")
     g.set_defaults(func=_run_gui)
     for register in _optional_registrations():
         register(sub)

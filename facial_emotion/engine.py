@@ -415,6 +415,7 @@ class Engine:
             item = self._mailbox.take(timeout=0.05)
             if item is None:
                 continue
+            self._apply_commands()  # settings sent while waiting apply to this very frame
             try:
                 self._process(*item)
             except Exception as exc:  # keep the stream alive; say what happened

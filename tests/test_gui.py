@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -62,8 +63,8 @@ def make_window(qtbot: QtBot, no_thread_leak: None, settings_path: Path) -> Iter
     """Open real main windows; every one is closed (and its threads checked) at the end."""
     windows: list[MainWindow] = []
 
-    def make(source: str | None = None, path: Path = settings_path) -> MainWindow:
-        window = MainWindow(path, source=source)
+    def make(source: str | None = None, path: Path = settings_path, record_dir: Path | None = None) -> MainWindow:
+        window = MainWindow(path, source=source, record_dir=record_dir)
         window.show()
         windows.append(window)
         return window
@@ -374,3 +375,21 @@ def test_the_timeline_carries_on_through_a_loop_and_forgets_after_a_minute() -> 
     assert seconds[0] >= -60.0 and history.series(99)[0].size == 0
     history.clear()
     assert history.series(3)[0].size == 0
+
+
+def test_record_option_records_from_the_start(
+    qtbot: QtBot, make_window: Callable[..., MainWindow], video: Path, tmp_path: Path
+) -> None:
+    sessions = tmp_path / "sessions"
+    window = make_window(str(video), record_dir=sessions)
+    qtbot.waitUntil(lambda: window.view.frames_painted >= 20, timeout=WAIT_MS)
+    window.close()
+    (folder,) = [p for p in sessions.iterdir() if p.is_dir()]
+    session = json.loads((folder / "session.json").read_text())
+    assert session["finished"] and not session["recovered"] and session["frames_written"] >= 20
+    cap = cv2.VideoCapture(str(folder / "video.mp4"))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    assert frames >= 20
+    assert (folder / "frames.csv").read_text().count("\n") >= 20

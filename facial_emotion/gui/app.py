@@ -32,7 +32,10 @@ def run_app(args: argparse.Namespace) -> int:
     """Open the window on args.source (camera, video, image or folder) with args.settings; the exit code."""
     app = ensure_application()
     settings_path = Path(args.settings) if getattr(args, "settings", None) else None
-    window = MainWindow(settings_path, source=getattr(args, "source", None))
+    record = getattr(args, "record", None)
+    window = MainWindow(
+        settings_path, source=getattr(args, "source", None), record_dir=Path(record) if record else None
+    )
     window.show()
     # Ctrl+C in the terminal closes the window like the Quit action (Python sees signals only between Qt events).
     signal.signal(signal.SIGINT, lambda *_: window.close())

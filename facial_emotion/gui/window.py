@@ -69,9 +69,18 @@ IMAGE_FILTER: Final[str] = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp
 class MainWindow(QMainWindow):
     """The app's window around one Engine."""
 
-    def __init__(self, settings_path: Path | None = None, *, source: str | None = None, realtime: bool = True) -> None:
+    def __init__(
+        self,
+        settings_path: Path | None = None,
+        *,
+        source: str | None = None,
+        realtime: bool = True,
+        record_dir: Path | None = None,
+    ) -> None:
         super().__init__()
         self.settings_path = settings_path
+        self.record_dir = record_dir
+        """With --record DIR: recording starts at once, into DIR."""
         self.settings, settings_message = load_settings(settings_path)
         self.setWindowTitle("facial-emotion")
         self.cam = CamAnnotator()
@@ -188,8 +197,11 @@ class MainWindow(QMainWindow):
                 continue
             install = getattr(module, function)
             kwargs: dict[str, Any] = {}
-            if "settings_setter" in inspect.signature(install).parameters:
+            parameters = inspect.signature(install).parameters
+            if "settings_setter" in parameters:
                 kwargs["settings_setter"] = self.apply_settings
+            if self.record_dir is not None and "record_dir" in parameters:
+                kwargs.update(record_dir=self.record_dir, start=True)
             try:
                 self.extensions.append(install(self, self.engine, lambda: self.settings, **kwargs))
             except Exception:  # an optional feature must not keep the app from opening
