@@ -156,6 +156,7 @@ class Engine:
         self._pending_source: FrameSource | None = None
         self._generation = 0
         self._seen_generation = 0
+        self._stills = False
         self._latest: FrameResult | None = None
         self._paused = threading.Event()
         self._stop = threading.Event()
@@ -271,6 +272,7 @@ class Engine:
             self._play_t0 = None
         self._mailbox.clear()
         src = self._source
+        self._stills = bool(getattr(src, "stills", False))
         self._events.put(SourceOpened(src.name, src.live, src.fps, src.frame_count))
         return src
 
@@ -302,8 +304,8 @@ class Engine:
 
     def _process(self, generation: int, frame: Frame) -> FrameResult:
         pipeline = self._ensure_pipeline()
-        if generation != self._seen_generation:
-            pipeline.reset()
+        if generation != self._seen_generation or self._stills:
+            pipeline.reset()  # a new source, or unrelated still images: nothing carries over
             self._seen_generation = generation
         result = pipeline.process(frame)
         self._latest = result

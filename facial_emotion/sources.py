@@ -173,6 +173,7 @@ class ImageSource:
     """One still image as a one-frame source."""
 
     live = False
+    stills = True
     fps = None
     frame_count = 1
 
@@ -198,6 +199,8 @@ class ImageFolderSource:
     """Every image in a folder, in name order; unreadable files are skipped with a warning."""
 
     live = False
+    stills = True
+    """Unrelated pictures: nothing is tracked from one to the next."""
     fps = None
 
     def __init__(self, folder: Path) -> None:

@@ -151,3 +151,20 @@ def test_pause_stops_reading(paused: bool, no_thread_leak: None) -> None:
         _wait_for(engine, SourceEnded)
     finally:
         assert engine.stop()
+
+
+def test_still_images_are_each_analysed_afresh(shared_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from facial_emotion.sources import ImageFolderSource
+
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    shutil.copy(shared_data / "faces-pyfeat" / "single_face.jpg", folder / "a.jpg")
+    shutil.copy(shared_data / "faces-pyfeat" / "free-mountain-vector-01.jpg", folder / "b.jpg")
+    shutil.copy(shared_data / "faces-pyfeat" / "single_face.jpg", folder / "c.jpg")
+    engine = Engine(Settings(emotion=None))
+    engine.open(ImageFolderSource(folder))
+    faces = [engine.step().faces for _ in range(3)]
+    assert [len(f) for f in faces] == [1, 0, 1], "no face is carried into the landscape"
+    assert all(face.detected for f in faces for face in f)

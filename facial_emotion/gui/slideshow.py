@@ -18,6 +18,7 @@ class SlideshowSource:
     """
 
     live = False
+    stills = True
 
     def __init__(self, inner: FrameSource, slide_s: float = SLIDE_S) -> None:
         self.inner = inner
