@@ -174,7 +174,8 @@ class MoodFuser:
         valence, confidence = face_valence(scores), face_confidence(scores)
         with self._lock:
             track = self._tracks.get(track_id)
-            if track is None:
+            if track is None or t_ms < track.t_ms - self.face_tau_ms:
+                # new track, or the clock went back (a looped or re-opened video): start afresh
                 self._tracks[track_id] = _Track(valence, confidence, t_ms)
                 return
             alpha = 1.0 - math.exp(-max(0.0, t_ms - track.t_ms) / self.face_tau_ms)

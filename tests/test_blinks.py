@@ -72,3 +72,13 @@ def test_the_one_visible_blink_in_single_face_video(shared_data: Path) -> None:
     counts = [pipeline.process(frame).faces[0].blinks for frame in iter_frames(source)]
     assert counts[-1] == 1
     assert 26 <= counts.index(1) <= 34
+
+
+def test_rate_restarts_when_a_video_loops() -> None:
+    counter = BlinkCounter()
+    ears = ([0.3] * 40 + [0.1, 0.1]) * 12
+    _feed(counter, ears)
+    count = counter.count
+    _feed(counter, [0.3] * 200)  # timestamps start again at 0
+    assert counter.count == count, "the total is kept"
+    assert counter.per_minute(200 * 1000.0 / 30) == 0.0, "no blink since the loop"

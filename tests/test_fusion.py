@@ -138,3 +138,18 @@ def test_whole_transcript_added_up_front() -> None:
     fuser.add_utterance(said(-0.8, 120_000, 121_000))
     assert fuser.scene_mood(1_000).speech_valence == pytest.approx(0.8)
     assert fuser.scene_mood(121_000).speech_valence == pytest.approx(-0.8)  # the first is long faded
+
+
+def test_a_looped_video_restarts_the_face_average() -> None:
+    from facial_emotion.fusion import MoodFuser
+    from facial_emotion.types import EmotionScores
+
+    happy = EmotionScores((0.0, 0.0, 0.0, 0.94, 0.0, 0.0, 0.06))
+    afraid = EmotionScores((0.0, 0.0, 0.94, 0.0, 0.0, 0.0, 0.06))
+    fuser = MoodFuser()
+    for t in range(0, 20_000, 40):
+        fuser.update_face(1, happy, float(t))
+    assert fuser.mood(1, 19_960.0).score > 0.8
+    for t in range(0, 2_000, 40):  # the video starts again at 0 ms, and the face is now afraid
+        fuser.update_face(1, afraid, float(t))
+    assert fuser.mood(1, 1_960.0).score < -0.4

@@ -137,6 +137,10 @@ class SpeechController(QObject):
         self.dock.setObjectName("dock-speech")
         self.dock.setWidget(self.panel)
         window.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
+        timeline = window.findChild(QDockWidget, "dock-timeline")
+        if timeline is not None:  # share the bottom with the chart as a tab rather than squeeze it
+            window.tabifyDockWidget(timeline, self.dock)
+            timeline.raise_()
         self._signals = _Signals()
         self._signals.file_done.connect(self._on_file_done)
         self._signals.download_progress.connect(self._on_download_progress)
@@ -281,6 +285,7 @@ class SpeechController(QObject):
         )
         self._transcriber.start()
         self.panel.status.setText(f"Listening to {source.name}")
+        self.dock.raise_()
 
     def _on_utterance_thread(self, utterance: Utterance) -> None:
         """On the recogniser thread: finals go to the fuser and the recorder (both thread-safe)."""
@@ -294,6 +299,7 @@ class SpeechController(QObject):
             self.panel.status.setText("Speech: this source has no sound track")
             return
         self.panel.status.setText(f"Transcribing the sound of {Path(path).name}...")
+        self.dock.raise_()
         ticket, engine = self._ticket, self._extra().get("speech_engine", "auto")
 
         def work() -> None:

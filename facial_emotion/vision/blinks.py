@@ -65,6 +65,7 @@ class BlinkCounter:
         self._closed_frames = 0
         self._closing_since_ms: float | None = None
         self._first_ms: float | None = None
+        self._last_ms: float | None = None
         self._blink_times: deque[float] = deque()
 
     @property
@@ -74,8 +75,11 @@ class BlinkCounter:
 
     def update(self, left_ear: float, right_ear: float, t_ms: float) -> bool:
         """Feed one frame's EARs; True when this frame completes a blink."""
-        if self._first_ms is None:
+        if self._first_ms is None or (self._last_ms is not None and t_ms < self._last_ms):
+            # first frame, or the clock went back (a looped video): the rate starts again
             self._first_ms = t_ms
+            self._blink_times.clear()
+        self._last_ms = t_ms
         mean = (left_ear + right_ear) / 2.0
         blinked = False
         if self._baseline is None:
