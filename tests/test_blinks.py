@@ -76,7 +76,7 @@ def test_the_one_visible_blink_in_single_face_video(shared_data: Path) -> None:
 
 def test_rate_restarts_when_a_video_loops() -> None:
     counter = BlinkCounter()
-    ears = ([0.3] * 40 + [0.1, 0.1]) * 12
+    ears = ([0.3] * 40 + [0.1, 0.1]) * 12 + [0.3] * 5
     _feed(counter, ears)
     count = counter.count
     _feed(counter, [0.3] * 200)  # timestamps start again at 0
