@@ -52,9 +52,9 @@ def _landmarks(model: Literal["68", "5"]) -> Callable[[Path | None], Any]:
 
 
 def _keras_emotion(path: Path | None) -> Any:
-    from facial_emotion.vision.classifier import KerasEmotionClassifier
+    from facial_emotion.vision.classifier import load_emotion_classifier
 
-    return KerasEmotionClassifier(path or DEFAULT_EMOTION_MODEL)
+    return load_emotion_classifier(path or DEFAULT_EMOTION_MODEL)
 
 
 _DLIB_HOW: Final = "install the face-recognition-models package (pip install face-recognition-models)"
