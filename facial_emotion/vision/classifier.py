@@ -109,9 +109,12 @@ class TFLiteEmotionClassifier:
         import tensorflow as tf
 
         self.path = path
-        interpreter_class = tf.lite.Interpreter
+        import warnings
+
         try:
-            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+            with warnings.catch_warnings():  # TF 2.21 warns that tf.lite moves to ai-edge-litert
+                warnings.simplefilter("ignore", UserWarning)
+                self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"cannot load emotion model {path}: {exc}") from exc
         detail_in = self._interpreter.get_input_details()[0]
