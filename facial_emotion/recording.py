@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from facial_emotion import __version__
+from facial_emotion.atomic import write_json_atomic
 from facial_emotion.recording_files import SessionWriter
-from facial_emotion.recovery import MARKER_FILE, SESSION_FILE, finish_session, mark_active, write_json_atomic
+from facial_emotion.recovery import MARKER_FILE, SESSION_FILE, finish_session, mark_active
 from facial_emotion.settings import Settings
 from facial_emotion.types import FrameResult, Utterance
 

@@ -16,10 +16,11 @@ import os
 import shutil
 import struct
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Final
+
+from facial_emotion.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +40,6 @@ _ACTIVE: set[Path] = set()
 def mark_active(folder: Path, active: bool) -> None:
     """Register or unregister a folder this process is writing."""
     (_ACTIVE.add if active else _ACTIVE.discard)(folder.resolve())
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON via a temporary file and a rename, so a reader never sees half of it."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_session(folder: Path) -> dict[str, Any]:

@@ -6,12 +6,12 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from facial_emotion.atomic import write_text_atomic
 from facial_emotion.paths import user_config_dir
 
 log = logging.getLogger(__name__)
@@ -116,14 +116,5 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     file = path or default_settings_path()
     file.parent.mkdir(parents=True, exist_ok=True)
     payload = json.dumps(settings_to_dict(settings), indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=file.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(file, payload)
     return file

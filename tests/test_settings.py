@@ -20,7 +20,7 @@ def test_round_trip_is_sparse(tmp_path: Path) -> None:
     }
     loaded, message = load_settings(path)
     assert loaded == settings and message is None
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".settings-")], "no temp files left"
+    assert [p.name for p in path.parent.iterdir()] == ["settings.json"], "no temp files left"
 
 
 def test_missing_file_gives_defaults_silently(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import logging
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from facial_emotion.atomic import write_json_atomic
 from facial_emotion.paths import data_dir
 from facial_emotion.training.data import FaceSet, augment_batch, read_dataset, read_ferplus_labels
 from facial_emotion.types import EMOTIONS, NUM_EMOTIONS
@@ -84,15 +84,6 @@ class TrainResult:
 
 class TrainingError(RuntimeError):
     """A run cannot start or resume (bad data, clashing settings)."""
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; records are meant to be shared
-    os.replace(tmp, path)
 
 
 def _save_model_atomic(model: Any, path: Path) -> None:
@@ -215,9 +206,7 @@ def train(
     out_dir = Path(out_dir)
     state_path = out_dir / STATE_NAME
     if state_path.exists() and not resume:
-        raise TrainingError(
-            f"{out_dir} already holds a run; pass --resume to continue it or choose another --out"
-        )
+        raise TrainingError(f"{out_dir} already holds a run; pass --resume to continue it or choose another --out")
     if resume and state_path.exists():
         state = json.loads(state_path.read_text(encoding="utf-8"))
         saved = config_from_dict(state["config"])
@@ -249,9 +238,7 @@ def train(
         raise TrainingError(f"{config.data}: needs both Training and PublicTest faces")
     ferplus = read_ferplus_labels(Path(config.ferplus)) if config.ferplus else None
     weights = class_weights(train_set.labels, config.class_weighting)
-    sequence = _make_sequence(
-        train_set.images, _targets(train_set, config, ferplus), weights[train_set.labels], config
-    )
+    sequence = _make_sequence(train_set.images, _targets(train_set, config, ferplus), weights[train_set.labels], config)
     val_x = val_set.images[..., None].astype(np.float32)
     val_y = np.eye(NUM_EMOTIONS, dtype=np.float32)[val_set.labels]
     log.info("training on %d faces, selecting on %d PublicTest faces", len(train_set), len(val_set))
@@ -271,7 +258,7 @@ def train(
             seed=config.seed,
         )
         _compile(model, config, len(sequence))
-    _write_json_atomic(state_path, state)
+    write_json_atomic(state_path, state)
 
     checkpoint = _make_checkpoint_callback(out_dir, state, sequence, config)
     if state["epochs_done"] < config.epochs and state["wait"] < config.patience:
@@ -291,9 +278,7 @@ def _head(faces: FaceSet, n: int) -> FaceSet:
     return FaceSet(faces.images[:n], faces.labels[:n], faces.usage[:n], faces.rows[:n])
 
 
-def _make_checkpoint_callback(
-    out_dir: Path, state: dict[str, Any], sequence: Any, config: TrainConfig
-) -> Any:
+def _make_checkpoint_callback(out_dir: Path, state: dict[str, Any], sequence: Any, config: TrainConfig) -> Any:
     import keras
 
     class ResumableCheckpoint(keras.callbacks.Callback):
@@ -316,7 +301,7 @@ def _make_checkpoint_callback(
                 state["wait"] += 1
             state["epochs_done"] = epoch + 1
             _save_model_atomic(self.model, out_dir / LAST_NAME)
-            _write_json_atomic(out_dir / STATE_NAME, state)
+            write_json_atomic(out_dir / STATE_NAME, state)
             log.info(
                 "epoch %d: PublicTest accuracy %.4f (best %.4f at %d)",
                 epoch + 1,
@@ -358,10 +343,8 @@ def finalize(out_dir: Path, *, train_size: int | None = None, val_size: int | No
         "versions": _versions(),
     }
     record_path = out_dir / RECORD_NAME
-    _write_json_atomic(record_path, record)
-    return TrainResult(
-        model_path, record_path, state["best_val_accuracy"], state["best_epoch"], state["epochs_done"]
-    )
+    write_json_atomic(record_path, record)
+    return TrainResult(model_path, record_path, state["best_val_accuracy"], state["best_epoch"], state["epochs_done"])
 
 
 def export_run(out_dir: Path, dest: Path) -> tuple[Path, Path]:
@@ -374,7 +357,7 @@ def export_run(out_dir: Path, dest: Path) -> tuple[Path, Path]:
     shutil.copyfile(out_dir / MODEL_NAME, dest)
     record = json.loads((out_dir / RECORD_NAME).read_text(encoding="utf-8"))
     record["model"] = dest.name
-    _write_json_atomic(record_dest, record)
+    write_json_atomic(record_dest, record)
     from facial_emotion.vision.classifier import export_tflite
 
     export_tflite(dest)  # the fast CPU form the app prefers, kept in step with the .keras file
