@@ -5,45 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from facial_emotion import __version__
+from facial_emotion.progress import ProgressBar
 from facial_emotion.settings import Settings, load_settings
-
-
-class Progress:
-    """A one-line progress bar on stderr (a line every 10% when not a terminal)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.tty = sys.stderr.isatty()
-        self._last_decile = -1
-        self._t0 = time.perf_counter()
-
-    def __call__(self, done: int, total: int | None) -> None:
-        """Report that done of total items are finished."""
-        rate = done / max(time.perf_counter() - self._t0, 1e-6)
-        if total:
-            frac = min(done / total, 1.0)
-            bar = "#" * int(frac * 30)
-            line = f"{self.label} [{bar:<30}] {done}/{total} {rate:5.1f} fps"
-            decile = int(frac * 10)
-        else:
-            line = f"{self.label} {done} frames {rate:5.1f} fps"
-            decile = done // 100
-        if self.tty:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif decile != self._last_decile:
-            print(line, file=sys.stderr, flush=True)
-        self._last_decile = decile
-
-    def finish(self) -> None:
-        """End the progress line."""
-        if self.tty:
-            print(file=sys.stderr)
 
 
 def _settings_from_args(args: argparse.Namespace) -> Settings:
@@ -82,7 +50,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
         )
         settings = settings.replace(emotion=None)
     out = Path(args.out) if args.out else Path("out") / Path(args.input).stem
-    progress = Progress(Path(args.input).name)
+    progress = ProgressBar(Path(args.input).name)
     try:
         summary = analyze(
             args.input,

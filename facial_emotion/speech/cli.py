@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from facial_emotion.progress import ProgressBar
 from facial_emotion.speech.recognizers import ENGINES
 
 
@@ -52,9 +53,7 @@ def _run_listen(args: argparse.Namespace) -> int:
     except AudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    listener = LiveTranscriber(
-        source, open_recognizer_fn=lambda: open_recognizer(args.engine, args.vosk_model)
-    )
+    listener = LiveTranscriber(source, open_recognizer_fn=lambda: open_recognizer(args.engine, args.vosk_model))
     listener.start()
     deadline = time.monotonic() + args.seconds if args.seconds else None
     shown = ""
@@ -75,34 +74,6 @@ def _run_listen(args: argparse.Namespace) -> int:
         print(f"error: {listener.error}", file=sys.stderr)
         return 2
     return 0
-
-
-class ByteProgress:
-    """A download progress bar on stderr (a line every 10% when not a terminal)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.tty = sys.stderr.isatty()
-        self._last = -1
-
-    def __call__(self, done: int, total: int | None) -> None:
-        """Report done of total bytes."""
-        if total:
-            frac = min(done / total, 1.0)
-            line = f"{self.label} [{'#' * int(frac * 30):<30}] {done / 1e6:.1f}/{total / 1e6:.1f} MB"
-            step = int(frac * 10)
-        else:
-            line, step = f"{self.label} {done / 1e6:.1f} MB", done // 5_000_000
-        if self.tty:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif step != self._last:
-            print(line, file=sys.stderr, flush=True)
-        self._last = step
-
-    def finish(self) -> None:
-        """End the bar's line."""
-        if self.tty:
-            print(file=sys.stderr)
 
 
 def _run_models_list(args: argparse.Namespace) -> int:
@@ -128,7 +99,7 @@ def _run_models_download(args: argparse.Namespace) -> int:
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    progress = ByteProgress(spec.key)
+    progress = ProgressBar(spec.key, unit="bytes")
     try:
         folder = download_model(spec.key, dest=args.dest, url=args.url, progress=progress)
     except DownloadError as exc:
@@ -154,9 +125,7 @@ def _models_help(parser: argparse.ArgumentParser) -> Any:
 
 def register(subparsers: Any) -> None:
     """Add the speech subcommands to the main parser's subparsers."""
-    p = subparsers.add_parser(
-        "transcribe", help="transcribe a WAV or video file with word times and sentiment"
-    )
+    p = subparsers.add_parser("transcribe", help="transcribe a WAV or video file with word times and sentiment")
     p.add_argument("file", help="WAV file, or a video/audio file with an audio track")
     p.add_argument("--json", action="store_true", help="print a JSON list of utterances")
     p.add_argument("--engine", choices=ENGINES, default="auto", help="speech engine (default: auto)")
