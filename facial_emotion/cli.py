@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--settings", help="settings file (default: the user's settings.json)")
     parser.add_argument("--source", help="for the app: camera index, video, image or folder to open")
     parser.add_argument("--record", metavar="DIR", help="for the app: start recording at once, into DIR")
+    parser.add_argument("--mic", metavar="DEVICE", help="for the app: listen to this microphone (index or name)")
     parser.set_defaults(func=_run_gui)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--source", default=argparse.SUPPRESS, help="camera index, video, image or folder to open")
     g.add_argument("--settings", default=argparse.SUPPRESS, help="settings file")
     g.add_argument("--record", metavar="DIR", default=argparse.SUPPRESS, help="start recording at once, into DIR")
+    g.add_argument("--mic", metavar="DEVICE", default=argparse.SUPPRESS, help="listen to this microphone")
     g.set_defaults(func=_run_gui)
     for register in _optional_registrations():
         register(sub)

@@ -36,6 +36,10 @@ def run_app(args: argparse.Namespace) -> int:
     window = MainWindow(
         settings_path, source=getattr(args, "source", None), record_dir=Path(record) if record else None
     )
+    mic = getattr(args, "mic", None)
+    if mic is not None:  # --mic: switch speech on with that device (the Speech menu shows it)
+        extra = {**window.settings.extra, "mic": int(mic) if str(mic).isdigit() else mic, "speech_on": True}
+        window.apply_settings(window.settings.replace(extra=extra))
     window.show()
     # Ctrl+C in the terminal closes the window like the Quit action (Python sees signals only between Qt events).
     signal.signal(signal.SIGINT, lambda *_: window.close())
