@@ -24,21 +24,6 @@ sys.path.insert(0, str(REPO))
 VIDEOS = ("single_face.mp4", "WolfgangLanger_Pexels.mp4")
 
 
-def untrained_model(folder: Path) -> Path:
-    """A small CNN of the stand-in's shape (untrained: only its speed matters here)."""
-    import keras
-
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    for filters in (16, 32, 64):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    path = folder / "untrained.keras"
-    keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x)).save(path)
-    return path
-
-
 def run(video: Path, model: str, frames: int, work: Path) -> dict[str, float]:
     """Play one video in the window until frames were captured; the figures."""
     from PySide6.QtWidgets import QApplication
@@ -100,10 +85,10 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fe-bench-gui-"))
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(work / "qsettings"))
-    model = args.model or (str(DEFAULT_EMOTION_MODEL) if DEFAULT_EMOTION_MODEL.is_file() else None)
-    if model is None:
-        model = str(untrained_model(work))
-        print(f"note: {DEFAULT_EMOTION_MODEL.name} not installed; timing a small untrained CNN instead")
+    model = args.model or str(DEFAULT_EMOTION_MODEL)
+    if not Path(model).is_file():
+        print(f"error: no emotion model at {model}: pass --model", file=sys.stderr)
+        return 2
     ensure_application()
     print(f"{os.cpu_count()} cores, every overlay on, model {Path(model).name}, {args.frames} frames per video")
     print(f"{'video':28} {'src fps':>7} {'painted':>8} {'shown':>6} {'process':>8} {'dropped':>8} {'latency':>8}")

@@ -1,7 +1,7 @@
 """Make docs/screenshot.png: the real window on WolfgangLanger_Pexels.mp4 with every overlay on.
 
 Runs under X (starts ``Xvfb :99`` when DISPLAY is not set). Uses the shipped emotion model,
-or ``--model``; without either it trains a small stand-in on FER2013 for a minute and says so.
+or ``--model``.
 
     python docs/make_screenshot.py [--model path.keras] [--out docs/screenshot.png]
 """
@@ -35,40 +35,6 @@ def start_display() -> subprocess.Popen[bytes] | None:
     os.environ["DISPLAY"] = ":99"
     time.sleep(1.0)
     return server
-
-
-def train_stand_in(folder: Path) -> Path:
-    """A small CNN trained briefly on FER2013 rows, for when no emotion model is installed."""
-    import csv
-    import gzip
-
-    import keras
-    import numpy as np
-
-    from facial_emotion.paths import data_dir
-
-    faces, labels = [], []
-    with gzip.open(data_dir() / "fer2013" / "fer2013.csv.gz", "rt", newline="") as handle:
-        for record in csv.DictReader(handle):
-            if record["Usage"] == "Training":
-                faces.append(np.array(record["pixels"].split(), dtype=np.uint8).reshape(48, 48))
-                labels.append(int(record["emotion"]))
-            if len(faces) >= 12000:
-                break
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    for filters in (16, 32, 64):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(7, activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(np.stack(faces)[..., None].astype("float32"), np.array(labels), epochs=4, batch_size=64, verbose=0)
-    path = folder / "stand_in.keras"
-    model.save(path)
-    return path
 
 
 def main() -> int:
@@ -105,10 +71,10 @@ def grab(args: argparse.Namespace) -> int:
         log.error("missing %s", video)
         return 1
     work = Path(tempfile.mkdtemp(prefix="fe-screenshot-"))
-    model = args.model or (str(DEFAULT_EMOTION_MODEL) if DEFAULT_EMOTION_MODEL.is_file() else None)
-    if model is None:
-        log.warning("no emotion model installed: training a small stand-in on FER2013")
-        model = str(train_stand_in(work))
+    model = args.model or str(DEFAULT_EMOTION_MODEL)
+    if not Path(model).is_file():
+        log.error("no emotion model at %s: pass --model", model)
+        return 1
     for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
         QSettings.setPath(fmt, QSettings.Scope.UserScope, str(work / "qsettings"))
     settings_path = work / "settings.json"

@@ -99,11 +99,9 @@ class Mood:
 
 def mood_label(score: float) -> str:
     """positive, neutral or negative for a mood score."""
-    if score >= MOOD_POSITIVE_AT:
-        return "positive"
-    if score <= MOOD_NEGATIVE_AT:
-        return "negative"
-    return "neutral"
+    from facial_emotion.speech.sentiment import label_for
+
+    return label_for(score, positive_at=MOOD_POSITIVE_AT, negative_at=MOOD_NEGATIVE_AT)
 
 
 def face_valence(scores: EmotionScores) -> float:
@@ -134,9 +132,7 @@ def fuse(face: tuple[float, float] | None, speech: tuple[float, float] | None) -
     fw = face[1] if face else 0.0
     sw = speech[1] if speech else 0.0
     total = fw + sw
-    score = (
-        ((face[0] * fw if face else 0.0) + (speech[0] * sw if speech else 0.0)) / total if total > 0 else 0.0
-    )
+    score = ((face[0] * fw if face else 0.0) + (speech[0] * sw if speech else 0.0)) / total if total > 0 else 0.0
     return Mood(score, mood_label(score), face[0] if face else None, speech[0] if speech else None, (fw, sw))
 
 

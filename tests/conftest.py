@@ -100,33 +100,15 @@ def talking_video(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -
     folder = tmp_path_factory.mktemp("talking")
     wav = folder / "said.wav"
     subprocess.run(["flite", "-voice", "slt", "-t", TALKING_SENTENCE, "-o", str(wav)], check=True, timeout=60)
-    video = folder / "talking.mp4"
     source = shared_data / "faces-pyfeat" / "WolfgangLanger_Pexels.mp4"
-    mix = f"[1:a]adelay={TALKING_DELAY_MS}:all=1,apad[a]"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(source),
-            "-i",
-            str(wav),
-            "-filter_complex",
-            mix,
-            "-map",
-            "0:v",
-            "-map",
-            "[a]",
-            "-shortest",
-            "-c:v",
-            "copy",
-            "-c:a",
-            "aac",
-            str(video),
-        ],
-        check=True,
-        timeout=120,
-    )
-    return video
+    return mux_speech(source, wav, folder / "talking.mp4", delay_ms=TALKING_DELAY_MS, pad=True)
+
+
+def mux_speech(video: Path, wav: Path, out: Path, *, delay_ms: int, pad: bool = False) -> Path:
+    """The video with wav as its sound track, starting delay_ms in (pad: silence to the video's end)."""
+    mix = f"[1:a]adelay={delay_ms}:all=1" + (",apad[a]" if pad else "[a]")
+    length = ["-shortest"] if pad else []
+    command = ["ffmpeg", "-v", "error", "-y", "-i", str(video), "-i", str(wav), "-filter_complex", mix]
+    command += ["-map", "0:v", "-map", "[a]", *length, "-c:v", "copy", "-c:a", "aac", str(out)]
+    subprocess.run(command, check=True, timeout=120)
+    return out

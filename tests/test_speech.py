@@ -34,6 +34,8 @@ from facial_emotion.speech.transcribe import (
 )
 from facial_emotion.types import Utterance
 
+from .conftest import mux_speech
+
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 SENTENCES = {
     "positive": "I am very happy. This is a wonderful day and I love it.",
@@ -87,9 +89,7 @@ def wav_ms(path: Path) -> float:
         ("neutral", ["station", "noon"], 0),
     ],
 )
-def test_sentence_words_and_sentiment(
-    speech: dict[str, Path], name: str, words: list[str], sign: int
-) -> None:
+def test_sentence_words_and_sentiment(speech: dict[str, Path], name: str, words: list[str], sign: int) -> None:
     """PocketSphinx hears the key words; VADER gives the right sign; times lie inside the clip."""
     utterances = transcribe_file(speech[name], engine="pocketsphinx")
     text = " ".join(u.text for u in utterances)
@@ -113,9 +113,7 @@ def test_librivox_word_error_rate() -> None:
         m = re.match(r"<s>\s*(.*?)\s*</s>\s*\((.+)\)", line.strip())
         assert m, line
         reference, clip = m.groups()
-        hypothesis = " ".join(
-            u.text for u in transcribe_file(LIBRIVOX / f"{clip}.wav", engine="pocketsphinx")
-        )
+        hypothesis = " ".join(u.text for u in transcribe_file(LIBRIVOX / f"{clip}.wav", engine="pocketsphinx"))
         errors += word_error_rate(reference, hypothesis) * len(reference.split())
         words += len(reference.split())
     assert words > 60
@@ -131,31 +129,8 @@ def test_word_error_rate() -> None:
 def test_video_with_speech(speech: dict[str, Path], shared_data: Path, tmp_path: Path) -> None:
     """Speech muxed 400 ms into the shared video is found, with times on the video's clock."""
     need("ffmpeg")
-    video = tmp_path / "talking.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(shared_data / "faces-pyfeat" / "single_face.mp4"),
-            "-i",
-            str(speech["short"]),
-            "-filter_complex",
-            "[1:a]adelay=400:all=1[a]",
-            "-map",
-            "0:v",
-            "-map",
-            "[a]",
-            "-c:v",
-            "copy",
-            "-c:a",
-            "aac",
-            str(video),
-        ],
-        check=True,
-        timeout=120,
+    video = mux_speech(
+        shared_data / "faces-pyfeat" / "single_face.mp4", speech["short"], tmp_path / "talking.mp4", delay_ms=400
     )
     utterances = transcribe_file(video, engine="pocketsphinx")
     words = [w for u in utterances for w in u.words]
@@ -280,8 +255,7 @@ def vosk_model() -> Path:
     model = next((m for c in candidates if c and (m := find_vosk_model(c))), None)
     if model is None:
         pytest.skip(
-            "no Vosk model (run `facial-emotion models download vosk-small-en-us` "
-            "or set FACIAL_EMOTION_VOSK_MODEL)"
+            "no Vosk model (run `facial-emotion models download vosk-small-en-us` or set FACIAL_EMOTION_VOSK_MODEL)"
         )
     return model
 
@@ -362,9 +336,7 @@ def test_live_subtitles_from_a_microphone(
 ) -> None:
     """Microphone -> ASR thread: partial subtitles appear, then a scored final with the words."""
     monkeypatch.setitem(sys.modules, "sounddevice", FakeSoundDevice(speech["positive"], pace_s=0.01))
-    listener = LiveTranscriber(
-        MicrophoneAudioSource(), open_recognizer_fn=lambda: open_recognizer("pocketsphinx")
-    )
+    listener = LiveTranscriber(MicrophoneAudioSource(), open_recognizer_fn=lambda: open_recognizer("pocketsphinx"))
     listener.start()
     partials, finals = [], []
     deadline = time.monotonic() + 30
@@ -375,6 +347,4 @@ def test_live_subtitles_from_a_microphone(
         finals += new
     assert listener.stop(timeout_s=5)
     assert partials and finals
-    assert (
-        "happy" in finals[0].text.split() and finals[0].sentiment and finals[0].sentiment.label == "positive"
-    )
+    assert "happy" in finals[0].text.split() and finals[0].sentiment and finals[0].sentiment.label == "positive"

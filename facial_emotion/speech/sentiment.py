@@ -16,11 +16,11 @@ _analyzer: Any = None
 _lock = threading.Lock()
 
 
-def label_for(compound: float) -> str:
-    """positive, neutral or negative for a compound score."""
-    if compound >= POSITIVE_AT:
+def label_for(score: float, *, positive_at: float = POSITIVE_AT, negative_at: float = NEGATIVE_AT) -> str:
+    """positive, neutral or negative for a score in [-1, 1] (VADER's thresholds by default)."""
+    if score >= positive_at:
         return "positive"
-    if compound <= NEGATIVE_AT:
+    if score <= negative_at:
         return "negative"
     return "neutral"
 
