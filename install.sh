@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up facial-emotion on Debian/Ubuntu with Python 3.11+, then optionally run it.
+# Set up facial-emotion on Debian/Ubuntu with Python 3.12 or 3.13, then optionally run it.
 #   ./install.sh                 set up only (system packages, .venv, the package)
 #   ./install.sh --run [ARGS]    set up, then run `facial-emotion ARGS` (no ARGS: the app)
 #   ./install.sh --test [ARGS]   set up with test tools, then run the test suite (pytest ARGS)
@@ -37,16 +37,30 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Python 3.11 or newer (TensorFlow has wheels for 3.11-3.13).
+# Python 3.12 or 3.13. Not 3.11: there PySide6 (6.12 seen) takes a reference off `None` on
+# every QPainter call that returns nothing, and the window aborts after minutes of painting
+# ("none_dealloc"); from 3.12 `None` is immortal. TensorFlow, dlib-bin, LiteRT and PySide6
+# all have wheels for 3.12 and 3.13. pyenv's interpreters are looked up directly, so an
+# unselected pyenv version is found too.
+py_ok() { "$1" -c 'import sys, venv; sys.exit(not ((3, 12) <= sys.version_info[:2] < (3, 14)))' 2>/dev/null; }
 PY=""
-for cand in python3.11 python3.12 python3.13 python3; do
-  if command -v "$cand" >/dev/null && "$cand" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 14)))'; then
-    PY=$cand; break
-  fi
+cands=(python3.12 python3.13 python3)
+pyroot=$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")
+for d in "$pyroot"/versions/3.12* "$pyroot"/versions/3.13*; do
+  [ -x "$d/bin/python3" ] && cands+=("$d/bin/python3")
+done
+for cand in "${cands[@]}"; do
+  if command -v "$cand" >/dev/null 2>&1 && py_ok "$cand"; then PY=$cand; break; fi
 done
 if [ -z "$PY" ]; then
-  echo "facial-emotion needs Python 3.11-3.13 (with venv): e.g. sudo apt-get install -y python3.11 python3.11-venv" >&2
+  echo "facial-emotion needs Python 3.12 or 3.13 with venv (3.11 crashes the window: see README)." >&2
+  echo "  e.g. pyenv install 3.12, or sudo apt-get install -y python3.12 python3.12-venv" >&2
   exit 1
+fi
+# A .venv made earlier with an unsupported Python (3.11) is made anew.
+if [ -x .venv/bin/python ] && ! py_ok .venv/bin/python; then
+  echo "replacing .venv: it runs $(.venv/bin/python -V 2>&1), which is not supported"
+  rm -rf .venv
 fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv || { echo "cannot create .venv: install the venv module (sudo apt-get install -y python3-venv)" >&2; exit 1; }

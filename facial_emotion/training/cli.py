@@ -23,30 +23,24 @@ def register(subparsers: Any) -> None:
         default=None,
         help="fer2013.csv[.gz] or a folder with train/ and test/ (default: the shared FER2013 CSV)",
     )
-    p.add_argument(
-        "--out", type=Path, default=Path("runs/emotion_xception"), help="run folder (checkpoints, record)"
-    )
+    p.add_argument("--out", type=Path, default=Path("runs/emotion_xception"), help="run folder (checkpoints, record)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    p.add_argument(
-        "--quick", action="store_true", help="a slice of the data, one epoch, a small net (smoke test)"
-    )
+    p.add_argument("--quick", action="store_true", help="a slice of the data, one epoch, a small net (smoke test)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None, help="peak learning rate")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument(
-        "--patience", type=int, default=None, help="early stop after this many epochs without gain"
-    )
+    p.add_argument("--patience", type=int, default=None, help="early stop after this many epochs without gain")
     p.add_argument("--label-smoothing", type=float, default=None)
     p.add_argument("--class-weighting", choices=("none", "sqrt", "balanced"), default=None)
-    p.add_argument(
-        "--ferplus", type=Path, default=None, help="fer2013new.csv: mix FER+ crowd labels into targets"
-    )
-    p.add_argument(
-        "--ferplus-weight", type=float, default=None, help="weight of FER+ labels in the targets (0-1)"
-    )
+    p.add_argument("--ferplus", type=Path, default=None, help="fer2013new.csv: mix FER+ crowd labels into targets")
+    p.add_argument("--ferplus-weight", type=float, default=None, help="weight of FER+ labels in the targets (0-1)")
     p.add_argument("--stem-filters", type=int, default=None)
     p.add_argument("--block-filters", type=str, default=None, help="comma-separated, e.g. 32,64,128,256")
+    p.add_argument(
+        "--mixed-precision", action="store_true", default=None, help="train in mixed_bfloat16 (AVX-512 BF16 CPUs)"
+    )
+    p.add_argument("--random-erasing", type=float, default=None, help="share of faces with a blanked patch (0-1)")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N Training faces")
     p.add_argument("--val-limit", type=int, default=None, help="use only the first N PublicTest faces")
     p.add_argument(
@@ -55,19 +49,13 @@ def register(subparsers: Any) -> None:
         default=None,
         help="stop this call after N epochs (time box); continue later with --resume",
     )
-    p.add_argument(
-        "--export", type=Path, default=None, help="also copy model.keras and model.json to this .keras path"
-    )
+    p.add_argument("--export", type=Path, default=None, help="also copy model.keras and model.json to this .keras path")
     p.set_defaults(func=run_train)
 
     p = subparsers.add_parser("evaluate", help="accuracy, per-class recall and confusion matrix of a model")
     source = p.add_mutually_exclusive_group()
-    source.add_argument(
-        "--data", type=Path, default=None, help="fer2013.csv[.gz] (default: the shared FER2013 CSV)"
-    )
-    source.add_argument(
-        "--folder", type=Path, default=None, help="a folder with one subfolder of images per emotion"
-    )
+    source.add_argument("--data", type=Path, default=None, help="fer2013.csv[.gz] (default: the shared FER2013 CSV)")
+    source.add_argument("--folder", type=Path, default=None, help="a folder with one subfolder of images per emotion")
     p.add_argument(
         "--split",
         default="PrivateTest",
@@ -76,14 +64,18 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--model", type=Path, default=DEFAULT_EMOTION_MODEL)
     p.add_argument("--tta", action="store_true", help="average over flips and crops (test-time augmentation)")
-    p.add_argument(
-        "--plot", type=Path, default=None, help="confusion matrix PNG (default: beside --json or ./)"
-    )
+    p.add_argument("--plot", type=Path, default=None, help="confusion matrix PNG (default: beside --json or ./)")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
-    p.add_argument(
-        "--record", action="store_true", help="add the figures to the model's .json settings record"
-    )
+    p.add_argument("--record", action="store_true", help="add the figures to the model's .json settings record")
     p.set_defaults(func=run_evaluate)
+
+    p = subparsers.add_parser(
+        "calibrate", help="fit a temperature on PublicTest so the model's percentages mean what they say"
+    )
+    p.add_argument("--model", type=Path, default=DEFAULT_EMOTION_MODEL)
+    p.add_argument("--data", type=Path, default=None, help="fer2013.csv[.gz] (default: the shared FER2013 CSV)")
+    p.add_argument("--out", type=Path, required=True, help="the calibrated .keras file to write")
+    p.set_defaults(func=run_calibrate)
 
     p = subparsers.add_parser("explain", help="Grad-CAM heat map of the predicted emotion over a face image")
     p.add_argument("image", type=Path)
@@ -123,6 +115,8 @@ def run_train(args: argparse.Namespace) -> int:
         ("stem_filters", "stem_filters"),
         ("train_limit", "train_limit"),
         ("val_limit", "val_limit"),
+        ("mixed_precision", "mixed_precision"),
+        ("random_erasing", "random_erasing"),
     ):
         value = getattr(args, name)
         if value is not None:
@@ -173,13 +167,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
         stem = f"confusion_{report.source_name}{'_tta' if args.tta else ''}.png"
         plot = args.json.with_name(args.json.stem + ".png") if args.json else Path(stem)
     try:
-        written = save_report(
-            report, plot=plot, json_path=args.json, record=args.record, model_path=args.model
-        )
+        written = save_report(report, plot=plot, json_path=args.json, record=args.record, model_path=args.model)
     except OSError as exc:
         return _fail(str(exc))
     for path in written:
         print(f"wrote {path}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Handle ``facial-emotion calibrate``."""
+    _quiet_tensorflow()
+    from facial_emotion.training.calibrate import calibrate_model
+    from facial_emotion.training.data import DataError
+
+    if args.out.resolve() == args.model.resolve():
+        return _fail("--out must differ from --model (the uncalibrated file is kept)")
+    try:
+        fit = calibrate_model(args.model, args.out, data=args.data)
+    except (DataError, ValueError, OSError) as exc:
+        return _fail(str(exc))
+    print(f"temperature {fit.temperature:.3f} (PublicTest NLL {fit.fit_nll_before:.4f} -> {fit.fit_nll_after:.4f})")
+    print(f"calibrated model: {args.out}")
     return 0
 
 

@@ -151,9 +151,7 @@ def read_fer2013_csv(
             reader = csv.reader(handle)
             header = [h.strip() for h in next(reader, [])]
             if header[:3] != ["emotion", "pixels", "Usage"]:
-                raise DataError(
-                    f"{path}: expected a header 'emotion,pixels,Usage', got {','.join(header)[:60]!r}"
-                )
+                raise DataError(f"{path}: expected a header 'emotion,pixels,Usage', got {','.join(header)[:60]!r}")
             for row_index, row in enumerate(reader):
                 split = row[2].strip()
                 if split not in wanted or (limit_per_usage is not None and taken[split] >= limit_per_usage):
@@ -213,14 +211,10 @@ def read_image_folder(root: Path, *, usage: str = "PrivateTest") -> FaceSet:
     if not images:
         raise DataError(f"{root}: no images in any emotion subfolder ({', '.join(EMOTIONS)})")
     n = len(images)
-    return FaceSet(
-        np.stack(images), np.asarray(labels, np.int64), np.asarray(usages), np.full(n, -1, dtype=np.int64)
-    )
+    return FaceSet(np.stack(images), np.asarray(labels, np.int64), np.asarray(usages), np.full(n, -1, dtype=np.int64))
 
 
-def read_dataset(
-    source: Path, *, usages: Sequence[str] = USAGES, limit_per_usage: int | None = None
-) -> FaceSet:
+def read_dataset(source: Path, *, usages: Sequence[str] = USAGES, limit_per_usage: int | None = None) -> FaceSet:
     """Read FER2013 from a CSV, or from a folder with train/ and test/ (or emotion subfolders)."""
     source = Path(source)
     if source.is_file():
@@ -235,9 +229,7 @@ def read_dataset(
             parts.append(read_image_folder(source / "test", usage="PublicTest"))
     else:
         parts.append(read_image_folder(source))
-    merged = FaceSet(
-        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("images", "labels", "usage", "rows"))
-    )
+    merged = FaceSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("images", "labels", "usage", "rows")))
     keep = np.isin(merged.usage, list(usages))
     if limit_per_usage is not None:
         for split in USAGES:
@@ -256,15 +248,17 @@ def read_ferplus_labels(path: Path) -> np.ndarray:
         missing = set(_FERPLUS_COLUMNS) - set(reader.fieldnames or ())
         if missing:
             raise DataError(f"{path}: not a FER+ label file (missing {sorted(missing)})")
-        votes = np.array(
-            [[float(row[_FERPLUS_FOR[e]]) for e in EMOTIONS] for row in reader], dtype=np.float32
-        )
+        votes = np.array([[float(row[_FERPLUS_FOR[e]]) for e in EMOTIONS] for row in reader], dtype=np.float32)
     total = votes.sum(axis=1, keepdims=True)
     return np.divide(votes, total, out=np.zeros_like(votes), where=total > 0)
 
 
-def augment_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random flip, shift, rotation, zoom, brightness and contrast for (N,48,48) uint8 faces -> float32."""
+def augment_batch(images: np.ndarray, rng: np.random.Generator, *, erase_p: float = 0.0) -> np.ndarray:
+    """Random flip, shift, rotation, zoom, brightness and contrast for (N,48,48) uint8 faces -> float32.
+
+    With ``erase_p`` > 0, that share of faces also gets one random rectangle (4-20% of the area)
+    filled with noise (random erasing), as a hand, glasses or a shadow would cover it.
+    """
     out = np.empty(images.shape, dtype=np.float32)
     for i, face in enumerate(images):
         angle = rng.uniform(-12.0, 12.0)
@@ -284,4 +278,11 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         brightness = rng.uniform(-25.0, 25.0)
         mean = warped.mean()
         out[i] = np.clip((warped - mean) * contrast + mean + brightness, 0.0, 255.0)
+        if erase_p > 0 and rng.random() < erase_p:
+            area = rng.uniform(0.04, 0.2) * 48 * 48
+            aspect = np.exp(rng.uniform(np.log(0.5), np.log(2.0)))
+            h = int(min(47, max(4, round(np.sqrt(area * aspect)))))
+            w = int(min(47, max(4, round(np.sqrt(area / aspect)))))
+            y, x = int(rng.integers(0, 48 - h)), int(rng.integers(0, 48 - w))
+            out[i, y : y + h, x : x + w] = rng.uniform(0.0, 255.0, size=(h, w))
     return out

@@ -29,6 +29,8 @@ class EvaluationReport:
     tta: bool
     seconds: float
     model: str = ""
+    ece: float = float("nan")
+    """Expected calibration error of the top probability (15 equal-width bins); NaN if not measured."""
 
     @property
     def n(self) -> int:
@@ -71,6 +73,7 @@ class EvaluationReport:
             },
             "classes": list(EMOTIONS),
             "confusion": self.confusion.astype(int).tolist(),
+            "ece": None if np.isnan(self.ece) else round(self.ece, 5),
             "seconds": round(self.seconds, 2),
         }
 
@@ -86,9 +89,7 @@ def tta_views(images: np.ndarray) -> list[np.ndarray]:
     return views
 
 
-def predict_probabilities(
-    model: Any, images: np.ndarray, *, tta: bool = False, batch_size: int = 256
-) -> np.ndarray:
+def predict_probabilities(model: Any, images: np.ndarray, *, tta: bool = False, batch_size: int = 256) -> np.ndarray:
     """(N,7) class probabilities for (N,48,48) uint8 faces, averaged over TTA views if asked."""
     views = tta_views(images) if tta else [images]
     total = np.zeros((len(images), NUM_EMOTIONS), dtype=np.float64)
@@ -113,8 +114,11 @@ def evaluate_faces(
     """Evaluate a loaded model on a FaceSet."""
     start = time.perf_counter()
     probs = predict_probabilities(model, faces.images, tta=tta)
+    from facial_emotion.training.calibrate import expected_calibration_error
+
     matrix = confusion_matrix(faces.labels, probs.argmax(axis=1))
-    return EvaluationReport(source_name, matrix, tta, time.perf_counter() - start, model_name)
+    ece = expected_calibration_error(probs, faces.labels) if len(faces) else float("nan")
+    return EvaluationReport(source_name, matrix, tta, time.perf_counter() - start, model_name, ece)
 
 
 def evaluate_source(
@@ -144,7 +148,8 @@ def format_report(report: EvaluationReport) -> str:
     """A plain-text summary: accuracy, per-class recall and the confusion matrix."""
     lines = [
         f"{report.source_name}: {report.n} faces, accuracy {report.accuracy:.2%}"
-        f"{' (TTA)' if report.tta else ''}, macro recall {report.to_dict()['macro_recall']:.2%}",
+        f"{' (TTA)' if report.tta else ''}, macro recall {report.to_dict()['macro_recall']:.2%}"
+        + ("" if np.isnan(report.ece) else f", calibration error (ECE) {report.ece:.2%}"),
         "",
         f"{'class':<9} {'recall':>7} {'precision':>9} {'n':>6}",
     ]

@@ -78,5 +78,8 @@ def build_xception(
     x = layers.Activation("relu", name=LAST_CONV_LAYER)(x)
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(dropout, seed=seed, name="dropout")(x)
-    outputs = layers.Dense(NUM_EMOTIONS, activation="softmax", kernel_regularizer=reg, name="emotion")(x)
+    # float32 softmax even under a mixed_bfloat16 policy: bfloat16 probabilities lose the small classes.
+    outputs = layers.Dense(NUM_EMOTIONS, activation="softmax", kernel_regularizer=reg, dtype="float32", name="emotion")(
+        x
+    )
     return keras.Model(inputs, outputs, name="emotion_xception")

@@ -56,6 +56,10 @@ class TrainConfig:
     dropout: float = 0.3
     train_limit: int | None = None
     val_limit: int | None = None
+    mixed_precision: bool = False
+    """Train in ``mixed_bfloat16`` (pays on CPUs with AVX-512 BF16; weights stay float32)."""
+    random_erasing: float = 0.0
+    """Probability of blanking one random rectangle of a training face (occlusion robustness)."""
 
     @classmethod
     def quick(cls, **changes: Any) -> TrainConfig:
@@ -151,7 +155,7 @@ def _make_sequence(images: np.ndarray, targets: np.ndarray, weights: np.ndarray,
         def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             idx = self.order[index * config.batch_size : (index + 1) * config.batch_size]
             rng = np.random.default_rng([config.seed, self.epoch, index])
-            batch = augment_batch(images[idx], rng)[..., None]
+            batch = augment_batch(images[idx], rng, erase_p=config.random_erasing)[..., None]
             return batch, targets[idx], weights[idx]
 
     return AugmentedFaces()
@@ -210,6 +214,9 @@ def train(
     if resume and state_path.exists():
         state = json.loads(state_path.read_text(encoding="utf-8"))
         saved = config_from_dict(state["config"])
+        # Paths say where the data lies on this machine, not what the run is: a run resumed on
+        # another machine (or from a fresh clone) reads the data given now.
+        saved = dataclasses.replace(saved, data=config.data, ferplus=config.ferplus or saved.ferplus)
         if saved != config:
             log.warning("resuming with the settings saved in %s (ignoring the ones given now)", state_path)
             config = saved
@@ -225,6 +232,7 @@ def train(
         }
     out_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.mixed_precision else "float32")
 
     # With both limits set, stop reading early (the test suite trains on a slice).
     limit = max(config.train_limit, config.val_limit) if config.train_limit and config.val_limit else None
