@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import errno
+import io
 import json
 import logging
 import os
@@ -26,12 +29,15 @@ from facial_emotion.sources import (
     VideoFileSource,
     open_source,
 )
-from facial_emotion.tables import FrameTableWriter
+from facial_emotion.tables import FRAME_COLUMNS, frame_rows
 from facial_emotion.types import EMOTIONS, FrameResult, Utterance
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int | None], None]
+SUMMARY_RESERVE_BYTES = 16 * 1024
+"""Room kept for summary.json from the start, so that a full disk still gets one."""
+INTERRUPTED = "interrupted"
 
 
 class AnalysisError(RuntimeError):
@@ -48,42 +54,157 @@ class _TrackStats:
 
 
 class AnnotatedOutput:
-    """Where annotated frames go: an .mp4 for videos, image files for stills."""
+    """Where annotated frames go: a fragmented .mp4 for videos, image files for stills.
+
+    The video goes through the recorder's ``ffmpeg`` writer (a fragment a second), so
+    a full disk or a kill leaves a file that plays up to its last fragment. Frames the
+    source skipped repeat the previous image, so video frame n is still input frame n.
+    """
 
     def __init__(self, out_dir: Path, source: FrameSource) -> None:
         self.source = source
         self.out_dir = out_dir
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: Any = None
         self.path: Path | None = None
         self.frames = 0
 
     def write(self, result: FrameResult) -> None:
-        """Write one annotated frame."""
+        """Write one annotated frame (OSError when it cannot be written)."""
         image = result.annotated if result.annotated is not None else result.frame.image
         if isinstance(self.source, ImageSource):
             self.path = self.out_dir / f"annotated{Path(self.source.name).suffix or '.png'}"
-            cv2.imwrite(str(self.path), image)
+            _imwrite(self.path, image)
         elif isinstance(self.source, ImageFolderSource):
             self.path = self.out_dir / "annotated"
             self.path.mkdir(exist_ok=True)
             current = self.source.current_path
-            cv2.imwrite(str(self.path / (current.name if current else f"{result.frame.index:06d}.png")), image)
+            _imwrite(self.path / (current.name if current else f"{result.frame.index:06d}.png"), image)
         else:
             if self._writer is None:
-                self.path = self.out_dir / "annotated.mp4"
-                height, width = image.shape[:2]
-                fps = self.source.fps or 30.0
-                self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-                if not self._writer.isOpened():
-                    raise OSError(f"cannot write video {self.path}")
-            self._writer.write(image)
+                self._open(image)
+            repeats = max(1, result.frame.index + 1 - self.frames)
+            if isinstance(self._writer, cv2.VideoWriter):
+                for _ in range(repeats):
+                    self._writer.write(image)
+            else:
+                self._writer.write(image, repeats)
+            self.frames += repeats
+            return
         self.frames += 1
 
+    def _open(self, image: Any) -> None:
+        from facial_emotion.recording_files import VideoPipeWriter
+
+        self.path = self.out_dir / "annotated.mp4"
+        height, width = image.shape[:2]
+        fps = self.source.fps or 30.0
+        try:
+            self._writer = VideoPipeWriter(self.path, width=width, height=height, fps=fps)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            log.warning("%s; writing a plain mp4 with OpenCV instead", exc.strerror or exc)
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+            if not self._writer.isOpened():
+                raise OSError(f"cannot write video {self.path}") from exc
+
     def close(self) -> None:
-        """Finish the video file so it plays."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        """Finish the video file so it plays (OSError when its end could not be written)."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        if isinstance(writer, cv2.VideoWriter):
+            writer.release()
+            return
+        writer.close()
+        # ffmpeg exits 0 when only closing the file failed (a full disk at the last
+        # fragment); its last error line is the word that the end is missing.
+        errors = [line for line in getattr(writer, "_errors", ()) if line]
+        if errors:
+            code = errno.ENOSPC if "space left" in errors[-1].lower() else errno.EIO
+            raise OSError(code, f"video encoder stopped: {errors[-1]}")
+
+
+def _imwrite(path: Path, image: Any) -> None:
+    if not cv2.imwrite(str(path), image):
+        path.unlink(missing_ok=True)
+        raise OSError(errno.EIO, f"cannot write image {path} (is the disk full?)")
+
+
+class WholeRowTable:
+    """frames.csv, each frame's rows written at once: a failed write is cut back to the last whole row."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._size = 0
+        self.rows = 0
+        self._append((",".join(FRAME_COLUMNS) + "\r\n").encode())
+
+    def write(self, result: FrameResult) -> None:
+        """Append the rows of one frame, all or none."""
+        rows = frame_rows(result)
+        if not rows:
+            return
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=FRAME_COLUMNS).writerows(rows)
+        self._append(buf.getvalue().encode())
+        self.rows += len(rows)
+
+    def _append(self, data: bytes) -> None:
+        view, done = memoryview(data), 0
+        try:
+            while done < len(view):
+                written = os.write(self._fd, view[done:])
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += written
+        except OSError:
+            if done:
+                os.ftruncate(self._fd, self._size)
+                os.lseek(self._fd, self._size, os.SEEK_SET)
+            raise
+        self._size += len(data)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+
+class SummaryFile:
+    """summary.json: a placeholder at the start (room kept), the real one at the end.
+
+    Until the end it says ``complete: false`` (a killed run leaves that word). The end
+    is written atomically; when the disk is full it goes into the room kept.
+    """
+
+    def __init__(self, path: Path, placeholder: dict[str, Any]) -> None:
+        self.path = path
+        text = (json.dumps(placeholder, indent=2) + "\n").encode()
+        with open(path, "wb") as handle:
+            handle.write(text + b" " * max(0, SUMMARY_RESERVE_BYTES - len(text)))
+
+    def write(self, summary: dict[str, Any]) -> None:
+        """Replace the placeholder with summary (the track table shortened if it must be)."""
+        text = (json.dumps(summary, indent=2) + "\n").encode()
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(text)
+            os.replace(tmp, self.path)
+            return
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if len(text) > SUMMARY_RESERVE_BYTES:
+                short = {**summary, "tracks": {"omitted": f"{len(summary.get('tracks', {}))} tracks ({exc})"}}
+                text = (json.dumps(short, indent=2) + "\n").encode()
+            if len(text) > SUMMARY_RESERVE_BYTES:
+                raise
+        with open(self.path, "r+b") as handle:  # rewrites blocks the file already has
+            handle.write(text)
+            handle.truncate(len(text))
 
 
 def transcribe_into(
@@ -127,7 +248,7 @@ def analyze(
     """
     settings = settings or Settings()
     try:
-        source = open_source(Path(input_path))
+        source = open_source(Path(input_path), verify=True)
     except SourceError as exc:
         raise AnalysisError(str(exc)) from exc
     if source.live:
@@ -137,14 +258,25 @@ def analyze(
     if isinstance(source, ImageSource | ImageFolderSource) and settings.detect_width_px == Settings().detect_width_px:
         # Stills are analysed once, so spend the time: full resolution, small faces found too.
         settings = settings.replace(detect_width_px=None, upsample=1, detect_every=1)
+    try:
+        placeholder = {"input": str(input_path), "version": __version__, "complete": False}
+        placeholder["error"] = "the analysis did not finish (stopped, crashed, or still running)"
+        summary_file = SummaryFile(out_dir / "summary.json", placeholder)
+    except OSError:
+        source.close()
+        raise
     speech_info: dict[str, Any] = {"utterances": 0, "error": "speech off"}
     fuser = None
+    utterances: list[Utterance] = []
     if isinstance(source, VideoFileSource) and speech:
-        utterances, speech_info = transcribe_into(
-            Path(input_path), out_dir, engine=speech_engine, vosk_model=vosk_model
-        )
-    else:
-        utterances = []
+        try:
+            utterances, speech_info = transcribe_into(
+                Path(input_path), out_dir, engine=speech_engine, vosk_model=vosk_model
+            )
+        except KeyboardInterrupt:
+            source.close()
+            summary_file.write({**placeholder, "error": INTERRUPTED, "frames": 0, "frames_skipped": 0})
+            raise
     if settings.emotion is not None:
         from facial_emotion.fusion import MoodFuser
 
@@ -154,14 +286,16 @@ def analyze(
     pipe = pipeline or Pipeline(settings, annotate=write_video)
     pipe.mood = fuser
     pipe.reset()
-    table = FrameTableWriter(out_dir / "frames.csv")
-    video = AnnotatedOutput(out_dir, source) if write_video else None
     tracks: dict[int, _TrackStats] = defaultdict(_TrackStats)
     frames = 0
     error: str | None = None
+    stop: BaseException | None = None  # raised again once summary.json is written
     started = time.perf_counter()
     processing_s = 0.0
+    table: WholeRowTable | None = None
+    video = AnnotatedOutput(out_dir, source) if write_video else None
     try:
+        table = WholeRowTable(out_dir / "frames.csv")
         while True:
             try:
                 frame = source.read()
@@ -188,11 +322,22 @@ def analyze(
             frames += 1
             if progress is not None:
                 progress(frames, source.frame_count)
+    except KeyboardInterrupt as exc:
+        error, stop = INTERRUPTED, exc
+    except OSError as exc:
+        error, stop = f"cannot write results: {exc.strerror or exc}", exc
     finally:
-        table.close()
-        if video is not None:
-            video.close()
-        source.close()
+        for close in (table.close if table else None, video.close if video else None, source.close):
+            try:
+                if close is not None:
+                    close()
+            except OSError as exc:
+                if stop is None:
+                    error, stop = f"cannot write results: {exc.strerror or exc}", exc
+                log.error("while closing %s: %s", out_dir, exc)
+    skipped = source.skipped if isinstance(source, VideoFileSource) else 0  # a folder lists its own
+    if error is None and skipped:
+        error = f"{skipped} unreadable frame(s) of {source.name} were skipped (damaged packets)"
     wall_s = time.perf_counter() - started
     summary = {
         "input": str(input_path),
@@ -200,9 +345,10 @@ def analyze(
         "complete": error is None,
         "error": error,
         "frames": frames,
+        "frames_skipped": skipped,
         "frames_expected": source.frame_count,
         "fps": source.fps,
-        "rows": table.rows,
+        "rows": table.rows if table else 0,
         "processing_fps": round(frames / processing_s, 2) if processing_s > 0 else None,
         "wall_fps": round(frames / wall_s, 2) if wall_s > 0 else None,
         "tracks": {
@@ -224,6 +370,7 @@ def analyze(
         "outputs": {
             "frames_csv": "frames.csv",
             "annotated": str(video.path.relative_to(out_dir)) if video and video.path else None,
+            "video_frames": video.frames if video and video.path and video.path.suffix == ".mp4" else None,
         },
         "models": {"detector": settings.detector, "landmarks": settings.landmarks, "emotion": settings.emotion},
         "model_errors": dict(pipe.load_errors),
@@ -231,12 +378,21 @@ def analyze(
     if isinstance(source, ImageFolderSource):
         summary["files"] = [p.name for p in source.paths if p not in source.skipped]
         summary["skipped_files"] = [p.name for p in source.skipped]
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_session_layout(out_dir, summary, settings, wall_s)
+    summary_file.write(summary)
+    try:
+        write_session_layout(out_dir, summary, settings, wall_s, report=stop is None)
+    except OSError as exc:
+        if stop is None:
+            raise
+        log.warning("could not write session.json in %s: %s", out_dir, exc)
+    if stop is not None:
+        raise stop
     return summary
 
 
-def write_session_layout(out_dir: Path, summary: dict[str, Any], settings: Settings, wall_s: float) -> None:
+def write_session_layout(
+    out_dir: Path, summary: dict[str, Any], settings: Settings, wall_s: float, *, report: bool = True
+) -> None:
     """Make the folder read like a recorded session: session.json, video.mp4, report.html.
 
     ``video.mp4`` is a hard link to ``annotated.mp4`` (one file on disk, two names).
@@ -274,6 +430,8 @@ def write_session_layout(out_dir: Path, summary: dict[str, Any], settings: Setti
         "settings": dataclasses.asdict(settings),
     }
     (out_dir / "session.json").write_text(json.dumps(session, indent=2) + "\n")
+    if not report:
+        return
     try:
         from facial_emotion.report import build_report
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import random
 import shutil
+import subprocess
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +97,62 @@ def test_synthetic_source_stands_in_for_an_unplugged_camera() -> None:
         assert source.read() is not None
     with pytest.raises(SourceError, match="stopped delivering"):
         source.read()
+
+
+def _clip(src: Path, out: Path, *args: str) -> Path:
+    """A short re-encoded copy of src (ffmpeg), or skip without ffmpeg."""
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        pytest.skip("ffmpeg is not installed (./install.sh installs it)")
+    command = ["ffmpeg", "-v", "error", "-y", "-i", str(src), "-frames:v", "48", "-c:v", "libx264", "-g", "12"]
+    subprocess.run([*command, *args, str(out)], check=True, timeout=120)
+    return out
+
+
+def _read_all(source: VideoFileSource) -> list[int]:
+    return [frame.index for frame in iter_frames(source)]
+
+
+def test_damaged_packet_is_skipped_not_taken_as_the_end(shared_data: Path, tmp_path: Path) -> None:
+    data = bytearray((shared_data / "faces-pyfeat" / "WolfgangLanger_Pexels.mp4").read_bytes())
+    data[445_011:449_011] = random.Random(0).randbytes(4000)  # one damaged stretch, about a quarter in
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(data)
+    source = VideoFileSource(damaged, verify=True)
+    indices = _read_all(source)
+    assert 0 < source.skipped <= 10 and len(indices) + source.skipped == 472
+    assert indices[-1] == 471 and len(set(indices)) == len(indices)  # lost frames keep their places
+    assert sum(b - a - 1 for a, b in itertools.pairwise(indices)) == source.skipped
+
+
+def test_cut_ts_and_piped_mkv_are_found_out(shared_data: Path, tmp_path: Path) -> None:
+    src = shared_data / "faces-pyfeat" / "single_face.mp4"
+    ts = _clip(src, tmp_path / "whole.ts")
+    mkv = tmp_path / "whole.mkv"  # written to a pipe: no duration, no frame count in its header
+    with open(mkv, "wb") as handle:
+        command = ["ffmpeg", "-v", "error", "-i", str(ts), "-c", "copy", "-f", "matroska", "pipe:1"]
+        subprocess.run(command, stdout=handle, check=True, timeout=60)
+    for whole in (ts, mkv):
+        source = VideoFileSource(whole, verify=True)
+        assert len(_read_all(source)) == 48 == source.frame_count and source.skipped == 0
+        cut = tmp_path / f"cut{whole.suffix}"
+        data = whole.read_bytes()
+        cut.write_bytes(data[: len(data) * 2 // 3 + 77])
+        source = VideoFileSource(cut, verify=True)
+        frames = []
+        with pytest.raises(SourceTruncated, match=r"truncated|cut"):
+            while (frame := source.read()) is not None:
+                frames.append(frame)
+        assert 10 < len(frames) < 48
+
+
+def test_sound_file_is_named_as_sound_not_corrupt(tmp_path: Path) -> None:
+    wav = tmp_path / "interview.wav"
+    with wave.open(str(wav), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        tone = (np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 8000).astype("<i2")
+        handle.writeframes(tone.tobytes())
+    with pytest.raises(SourceError, match=r"has sound but no video.*facial-emotion transcribe") as caught:
+        open_source(wav)
+    assert "corrupt" not in str(caught.value)
