@@ -11,10 +11,17 @@ Threads:
 - inference: the only thread that loads, calls or swaps models; applies settings
   between frames; publishes the newest FrameResult and calls listeners (which must
   not block: a recorder puts the result on its own bounded queue).
+
+Session time (``SessionTime``): every frame leaves the engine with an index and a
+``timestamp_ms`` that never go back, across loops of a video and source changes; each
+loop or new source starts a new pass (``Frame.pass_index``), one frame interval after
+the last frame, and nothing of the last pass (tracks, blink counts) carries over. The
+source's own position stays in ``Frame.source_index`` and ``Frame.source_timestamp_ms``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -22,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from facial_emotion.pipeline import Pipeline
 from facial_emotion.settings import Settings
@@ -32,6 +39,11 @@ from facial_emotion.types import Frame, FrameResult
 log = logging.getLogger(__name__)
 
 ResultListener = Callable[[FrameResult], None]
+
+MAX_EVENTS: Final[int] = 256
+"""Events kept for ``poll_events``; when nobody polls, the oldest go first."""
+DEFAULT_FRAME_MS: Final[float] = 1000.0 / 30.0
+"""The frame interval assumed between two passes when the source gives no rate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +93,68 @@ class EngineStats:
     process_fps: float
 
 
+class SessionTime:
+    """Turns each source's own frame positions into session positions that never go back.
+
+    Within a pass (one play of a source from its start to its end or a loop) the session
+    index and time are the source's plus a constant offset, so
+    ``timestamp_ms - source_timestamp_ms`` is the same for every frame of a pass. A new
+    pass (``begin_pass``: another source, a loop) starts one frame interval after the
+    last frame, ``pass_index`` one up; a source whose own clock goes back by itself starts
+    one too. A live source (camera) keeps its own clock, the one the microphone uses,
+    whenever that is ahead of the session already. Used by one thread at a time.
+    """
+
+    def __init__(self) -> None:
+        self.pass_index = 0
+        self._offset_index = 0
+        self._offset_ms = 0.0
+        self._last: Frame | None = None
+        self._frame_ms = DEFAULT_FRAME_MS
+        self._pending: tuple[bool, float | None] | None = (False, None)
+
+    def begin_pass(self, *, live: bool, fps: float | None) -> None:
+        """The next frame starts a new pass (of a source that is live or not, at fps)."""
+        self._pending = (live, fps)
+
+    def stamp(self, frame: Frame) -> Frame:
+        """The frame (as its source gave it) with session index, time and pass."""
+        last = self._last
+        went_back = last is not None and (
+            frame.source_timestamp_ms < last.source_timestamp_ms or frame.source_index < last.source_index
+        )
+        if self._pending is not None or went_back:
+            live, fps = self._pending if self._pending is not None else (False, None)
+            self._pending = None
+            if last is not None:
+                self.pass_index += 1
+                due_ms = last.timestamp_ms + self._frame_ms
+                keep_own_clock = live and frame.source_timestamp_ms >= due_ms
+                self._offset_ms = 0.0 if keep_own_clock else due_ms - frame.source_timestamp_ms
+                self._offset_index = last.index + 1 - frame.source_index
+            if fps:
+                self._frame_ms = 1000.0 / fps
+        elif last is not None and 0.0 < frame.source_timestamp_ms - last.source_timestamp_ms <= 1000.0:
+            self._frame_ms = frame.source_timestamp_ms - last.source_timestamp_ms
+        stamped = dataclasses.replace(
+            frame,
+            index=frame.source_index + self._offset_index,
+            timestamp_ms=frame.source_timestamp_ms + self._offset_ms,
+            pass_index=self.pass_index,
+        )
+        self._last = stamped
+        return stamped
+
+
 class _Mailbox:
     """One slot. ``put`` either overwrites (counting a drop) or waits for the slot to empty."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._item: tuple[int, Frame] | None = None
+        self._item: Frame | None = None
         self.dropped = 0
 
-    def put(self, item: tuple[int, Frame], *, overwrite: bool, stop: threading.Event) -> None:
+    def put(self, item: Frame, *, overwrite: bool, stop: threading.Event) -> None:
         with self._cond:
             if not overwrite:
                 while self._item is not None and not stop.is_set():
@@ -99,7 +164,7 @@ class _Mailbox:
             self._item = item
             self._cond.notify_all()
 
-    def take(self, timeout: float) -> tuple[int, Frame] | None:
+    def take(self, timeout: float) -> Frame | None:
         with self._cond:
             if self._item is None:
                 self._cond.wait(timeout)
@@ -149,13 +214,13 @@ class Engine:
         self.pipeline: Pipeline | None = None
         self._mailbox = _Mailbox()
         self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._events: queue.Queue[Event] = queue.Queue()
+        self._events: deque[Event] = deque(maxlen=MAX_EVENTS)
         self._listeners: list[ResultListener] = []
         self._lock = threading.Lock()
         self._source: FrameSource | None = None
         self._pending_source: FrameSource | None = None
-        self._generation = 0
-        self._seen_generation = 0
+        self._time = SessionTime()
+        self._seen_pass = -1
         self._stills = False
         self._latest: FrameResult | None = None
         self._paused = threading.Event()
@@ -163,6 +228,7 @@ class Engine:
         self._wake = threading.Event()
         self._ready = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._stragglers: list[threading.Thread] = []
         self._captured = 0
         self._processed = 0
         self._capture_rate = _Rate()
@@ -219,8 +285,8 @@ class Engine:
         out = []
         while True:
             try:
-                out.append(self._events.get_nowait())
-            except queue.Empty:
+                out.append(self._events.popleft())
+            except IndexError:
                 return out
 
     @property
@@ -243,7 +309,7 @@ class Engine:
     def _ensure_pipeline(self) -> Pipeline:
         if self.pipeline is None:
             self.pipeline = self._factory(self._settings)
-            self._events.put(ModelsChanged(self._settings, dict(self.pipeline.load_errors)))
+            self._events.append(ModelsChanged(self._settings, dict(self.pipeline.load_errors)))
         return self.pipeline
 
     def _apply_commands(self) -> None:
@@ -259,7 +325,7 @@ class Engine:
         if latest is not None:
             self._settings = latest
             pipeline.configure(latest)
-            self._events.put(ModelsChanged(latest, dict(pipeline.load_errors)))
+            self._events.append(ModelsChanged(latest, dict(pipeline.load_errors)))
 
     def _swap_source(self) -> FrameSource | None:
         with self._lock:
@@ -268,33 +334,34 @@ class Engine:
             if self._source is not None:
                 self._source.close()
             self._source, self._pending_source = self._pending_source, None
-            self._generation += 1
             self._play_t0 = None
         self._mailbox.clear()
         src = self._source
+        self._time.begin_pass(live=src.live, fps=src.fps)
         self._stills = bool(getattr(src, "stills", False))
-        self._events.put(SourceOpened(src.name, src.live, src.fps, src.frame_count))
+        self._events.append(SourceOpened(src.name, src.live, src.fps, src.frame_count))
         return src
 
     def _read(self, source: FrameSource) -> Frame | None:
-        """One frame from the source; events for end and failure; loops files if set."""
+        """One frame from the source, on session time; events for end and failure; loops files if set."""
         try:
             frame = source.read()
             if frame is None and self._settings.loop_video and hasattr(source, "rewind"):
                 source.rewind()
                 self._play_t0 = None
+                self._time.begin_pass(live=source.live, fps=source.fps)
                 frame = source.read()
         except SourceError as exc:
-            self._events.put(SourceFailed(source.name, str(exc)))
+            self._events.append(SourceFailed(source.name, str(exc)))
             self._drop_source(source)
             return None
         if frame is None:
-            self._events.put(SourceEnded(source.name))
+            self._events.append(SourceEnded(source.name))
             self._drop_source(source)
             return None
         self._captured += 1
         self._capture_rate.tick()
-        return frame
+        return self._time.stamp(frame)
 
     def _drop_source(self, source: FrameSource) -> None:
         with self._lock:
@@ -302,11 +369,13 @@ class Engine:
                 source.close()
                 self._source = None
 
-    def _process(self, generation: int, frame: Frame) -> FrameResult:
+    def _process(self, frame: Frame) -> FrameResult:
         pipeline = self._ensure_pipeline()
-        if generation != self._seen_generation or self._stills:
-            pipeline.reset()  # a new source, or unrelated still images: nothing carries over
-            self._seen_generation = generation
+        if frame.pass_index != self._seen_pass or self._stills:
+            # A new source or a loop, or unrelated still images: no track, blink count or
+            # smoothing carries over (track ids still never repeat within the session).
+            pipeline.reset()
+            self._seen_pass = frame.pass_index
         result = pipeline.process(frame)
         self._latest = result
         self._processed += 1
@@ -331,19 +400,27 @@ class Engine:
         frame = self._read(source)
         if frame is None:
             return None
-        return self._process(self._generation, frame)
+        return self._process(frame)
 
     # -- threads --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the capture and inference threads."""
+        """Start the capture and inference threads.
+
+        Threads of an earlier run that outlived ``stop`` (a model still loading) are waited
+        for first, so there is never more than one pair.
+        """
         if self._threads:
             return
-        self._stop.clear()
-        self._ready.clear()
+        for thread in self._stragglers:
+            thread.join()
+        self._stragglers = []
+        # Each run has its own stop flag and ready flag: a late thread of the last run sees its own.
+        self._stop = stop = threading.Event()
+        self._ready = ready = threading.Event()
         self._threads = [
-            threading.Thread(target=self._capture_loop, name="fe-capture", daemon=True),
-            threading.Thread(target=self._inference_loop, name="fe-inference", daemon=True),
+            threading.Thread(target=self._capture_loop, args=(stop, ready), name="fe-capture", daemon=True),
+            threading.Thread(target=self._inference_loop, args=(stop, ready), name="fe-inference", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -355,9 +432,10 @@ class Engine:
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        alive = [t.name for t in self._threads if t.is_alive()]
+        alive = [t for t in self._threads if t.is_alive()]
         if alive:
-            log.warning("threads still running after %.1f s: %s", timeout_s, alive)
+            log.warning("threads still running after %.1f s: %s", timeout_s, [t.name for t in alive])
+        self._stragglers += alive
         self._threads = []
         with self._lock:
             for src in (self._source, self._pending_source):
@@ -371,7 +449,7 @@ class Engine:
         """True while the threads run."""
         return bool(self._threads)
 
-    def _pace(self, source: FrameSource, frame: Frame) -> None:
+    def _pace(self, source: FrameSource, frame: Frame, stop: threading.Event) -> None:
         """Sleep so a file plays at its own rate (live sources pace themselves)."""
         if source.live or not self.realtime or source.fps is None:
             return
@@ -381,45 +459,44 @@ class Engine:
             return
         due = self._play_t0 + (frame.timestamp_ms - self._play_ms0) / 1000.0
         if due > now:
-            self._stop.wait(due - now)
+            stop.wait(due - now)
         elif now - due > 1.0:
             self._play_t0, self._play_ms0 = now, frame.timestamp_ms  # fell far behind: restart the clock
 
-    def _capture_loop(self) -> None:
+    def _capture_loop(self, stop: threading.Event, ready: threading.Event) -> None:
         # Loading the models takes seconds; playing meanwhile would only drop frames.
-        while not self._ready.wait(0.05):
-            if self._stop.is_set():
+        while not ready.wait(0.05):
+            if stop.is_set():
                 return
-        while not self._stop.is_set():
+        while not stop.is_set():
             source = self._swap_source()
             if source is None or self._paused.is_set():
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
-            generation = self._generation
             frame = self._read(source)
             if frame is None:
                 continue
-            self._pace(source, frame)
+            self._pace(source, frame, stop)
             overwrite = source.live or self.realtime
-            self._mailbox.put((generation, frame), overwrite=overwrite, stop=self._stop)
+            self._mailbox.put(frame, overwrite=overwrite, stop=stop)
 
-    def _inference_loop(self) -> None:
+    def _inference_loop(self, stop: threading.Event, ready: threading.Event) -> None:
         try:
             self._ensure_pipeline()
         except Exception as exc:
             log.exception("cannot build the pipeline")
-            self._events.put(SourceFailed("pipeline", f"cannot start the pipeline: {exc}"))
+            self._events.append(SourceFailed("pipeline", f"cannot start the pipeline: {exc}"))
             return
-        self._ready.set()
-        while not self._stop.is_set():
+        ready.set()
+        while not stop.is_set():
             self._apply_commands()
-            item = self._mailbox.take(timeout=0.05)
-            if item is None:
+            frame = self._mailbox.take(timeout=0.05)
+            if frame is None or stop.is_set():
                 continue
             self._apply_commands()  # settings sent while waiting apply to this very frame
             try:
-                self._process(*item)
+                self._process(frame)
             except Exception as exc:  # keep the stream alive; say what happened
-                log.exception("frame %d failed", item[1].index)
-                self._events.put(SourceFailed("pipeline", f"processing failed: {exc}"))
+                log.exception("frame %d failed", frame.index)
+                self._events.append(SourceFailed("pipeline", f"processing failed: {exc}"))

@@ -33,10 +33,16 @@ The rule
        W_face = c_face * 2 ** (-(t - t_face) / FACE_HALF_LIFE_MS)
        score  = (W_face * v_face + W_speech * v_speech) / (W_face + W_speech)
 
-   (0 when both weights are 0). Label: positive when score >= MOOD_POSITIVE_AT (0.1),
-   negative when score <= MOOD_NEGATIVE_AT (-0.1), neutral in between. The scene
-   uses the weight-averaged valence of all faces and the largest face weight, then
-   the same speech and fusion steps.
+   (0 when both weights are 0). A track not updated for FACE_FORGET_MS (weight under
+   one in a billion) is forgotten, and so is one updated more than FACE_AHEAD_MS after
+   the time asked about: the source's clock went back (a video looped), and that face
+   belongs to a pass that is over (it weighs 0 until it is forgotten); ``forget_faces``
+   drops them all at once (the pipeline calls it at every new pass).
+
+   Label: positive when score >= MOOD_POSITIVE_AT (0.1), negative when score <=
+   MOOD_NEGATIVE_AT (-0.1), neutral in between. The scene uses the weight-averaged
+   valence of all faces and the largest face weight, then the same speech and fusion
+   steps.
 
 Worked example
 --------------
@@ -72,6 +78,10 @@ FACE_TAU_MS: Final[float] = 300.0
 """Time constant of the face's moving average."""
 FACE_HALF_LIFE_MS: Final[float] = 1_000.0
 """A face not updated for this long counts half."""
+FACE_FORGET_MS: Final[float] = 30_000.0
+"""A track not updated for this long (30 half-lives) is dropped: memory stays flat in long sessions."""
+FACE_AHEAD_MS: Final[float] = 2_000.0
+"""A track updated this much later than the time asked about is from a pass that is over."""
 SPEECH_HALF_LIFE_MS: Final[float] = 5_000.0
 """An utterance that ended this long ago counts half."""
 SPEECH_NEUTRAL_WEIGHT: Final[float] = 0.25
@@ -148,7 +158,10 @@ class MoodFuser:
 
     Thread-safe: the inference thread updates faces while the speech thread adds utterances.
     For a file, all utterances of its transcript may be added first: ``mood(t)`` only counts
-    those that started by t. Faces must be updated in time order per track.
+    those that started by t. Faces must be updated in time order per track, on the
+    source's clock (the transcript's); tracks that are gone are forgotten by themselves
+    (``FACE_FORGET_MS``), so a session of any length keeps only the faces of the last
+    half a minute.
     """
 
     def __init__(
@@ -164,11 +177,13 @@ class MoodFuser:
         self._tracks: dict[int, _Track] = {}
         self._utterances: list[tuple[Utterance, Sentiment, float]] = []
         self._lock = threading.Lock()
+        self._pruned_at_ms: float | None = None
 
     def update_face(self, track_id: int, scores: EmotionScores, t_ms: float) -> None:
         """Add one classification of a face track at time t_ms (steps 1 and 2)."""
         valence, confidence = face_valence(scores), face_confidence(scores)
         with self._lock:
+            self._prune(t_ms)
             track = self._tracks.get(track_id)
             if track is None or t_ms < track.t_ms - self.face_tau_ms:
                 # new track, or the clock went back (a looped or re-opened video): start afresh
@@ -179,11 +194,28 @@ class MoodFuser:
             track.confidence += alpha * (confidence - track.confidence)
             track.t_ms = max(track.t_ms, t_ms)
 
+    def _prune(self, t_ms: float) -> None:
+        """Drop the tracks gone for FACE_FORGET_MS or ahead of t_ms (at most once a second of t)."""
+        last = self._pruned_at_ms
+        if last is not None and 0.0 <= t_ms - last < 1_000.0:
+            return
+        self._pruned_at_ms = t_ms
+        for tid, track in list(self._tracks.items()):
+            if track.t_ms < t_ms - FACE_FORGET_MS or track.t_ms > t_ms + FACE_AHEAD_MS:
+                del self._tracks[tid]
+
     def clear(self) -> None:
         """Forget every face and utterance (a new source starts a new clock)."""
         with self._lock:
             self._tracks.clear()
             self._utterances.clear()
+            self._pruned_at_ms = None
+
+    def forget_faces(self) -> None:
+        """Forget every face but keep the utterances (a new pass: a loop or another source)."""
+        with self._lock:
+            self._tracks.clear()
+            self._pruned_at_ms = None
 
     def forget_face(self, track_id: int) -> None:
         """Drop a track that ended."""
@@ -217,6 +249,8 @@ class MoodFuser:
         return (weighted / total, min(1.0, total)) if total > 0 else None
 
     def _face(self, track: _Track, t_ms: float) -> tuple[float, float]:
+        if track.t_ms > t_ms + FACE_AHEAD_MS:  # from a pass that is over
+            return track.valence, 0.0
         return track.valence, track.confidence * decay(t_ms - track.t_ms, self.face_half_life_ms)
 
     def mood(self, track_id: int, t_ms: float) -> Mood:

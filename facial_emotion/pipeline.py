@@ -29,7 +29,12 @@ log = logging.getLogger(__name__)
 
 
 class MoodSource(Protocol):
-    """Fuses each face's emotions with other channels (speech) into a mood in [-1, 1]."""
+    """Fuses each face's emotions with other channels (speech) into a mood in [-1, 1].
+
+    Times are the source's own clock (``Frame.source_timestamp_ms``): the one a video's
+    transcript and a live microphone are on. It must forget tracks it no longer hears of
+    by itself, and all of them on ``forget_faces``.
+    """
 
     def update_face(self, track_id: int, scores: EmotionScores, t_ms: float) -> None:
         """Feed one face's emotion scores at a time on the shared clock."""
@@ -37,6 +42,10 @@ class MoodSource(Protocol):
 
     def mood(self, track_id: int, t_ms: float) -> Any:
         """The fused mood of a track; an object with a float ``score``."""
+        ...
+
+    def forget_faces(self) -> None:
+        """Drop every face track (the pipeline was reset: a new pass or an unrelated still)."""
         ...
 
 
@@ -138,12 +147,23 @@ class Pipeline:
         self._since_detect = 0  # re-detect after any change
 
     def reset(self) -> None:
-        """Forget tracks and per-face state (call when the source changes)."""
+        """Forget tracks and per-face state (call when the source changes or loops); ids keep counting."""
         self.tracker.reset()
         self._states.clear()
         self._smoother = EmotionSmoother(self.settings.smoothing_alpha)
         self._since_detect = 0
         self._fps_ema_ms = None
+        if self.mood is not None:
+            self.mood.forget_faces()
+
+    def state_sizes(self) -> dict[str, int]:
+        """Entries in every per-track table (for soak tests: each must stay bounded)."""
+        return {
+            "tracks": len(self.tracker.tracks),
+            "track_states": len(self._states),
+            "smoothing": len(self._smoother),
+            "blink_samples": max((s.blinks.samples() for s in self._states.values()), default=0),
+        }
 
     # -- processing ----------------------------------------------------------------
 
@@ -183,6 +203,8 @@ class Pipeline:
         t = {"detect": 0.0, "landmarks": 0.0, "align": 0.0, "classify": 0.0, "blink": 0.0, "annotate": 0.0}
         image = frame.image
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if self._detector is None and self.tracker.tracks:
+            self.tracker.reset()  # nothing finds faces any more: no track lives on unseen
         placed = self._detect_or_follow(gray, t) if self._detector is not None else []
         alive = {tid for tid, _, _ in placed} | {tr.track_id for tr in self.tracker.tracks}
         for tid in list(self._states):
@@ -236,8 +258,8 @@ class Pipeline:
             t["blink"] += (time.perf_counter() - s) * 1000
             mood = None
             if self.mood is not None and scores is not None:
-                self.mood.update_face(tid, scores, frame.timestamp_ms)
-                mood = float(self.mood.mood(tid, frame.timestamp_ms).score)
+                self.mood.update_face(tid, scores, frame.source_timestamp_ms)
+                mood = float(self.mood.mood(tid, frame.source_timestamp_ms).score)
             faces.append(
                 Face(
                     box=box,

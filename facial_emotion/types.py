@@ -92,11 +92,30 @@ class EmotionScores:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One image from a source, BGR uint8, with its index and a monotonic time in ms."""
+    """One image, BGR uint8, with its place in the session and in its source.
+
+    ``index`` and ``timestamp_ms`` are session position and time: the engine keeps them
+    going up across loops of a video and source changes, and ``pass_index`` (0-based)
+    goes up by one at each such pass. ``source_index`` and ``source_timestamp_ms`` are the
+    frame's place in its own source (a video's position, a camera's shared clock): they
+    go back to 0 when a video loops. A frame straight from a source has both the same
+    (the source fields are filled from index and timestamp_ms when not given).
+    """
 
     image: np.ndarray = field(repr=False)
     index: int
     timestamp_ms: float
+    pass_index: int = 0
+    source_index: int = -1
+    """Index within the source; -1 (not given) means the same as ``index``."""
+    source_timestamp_ms: float = -1.0
+    """Time within the source in ms (a video's own clock); -1 (not given) means ``timestamp_ms``."""
+
+    def __post_init__(self) -> None:
+        if self.source_index < 0:
+            object.__setattr__(self, "source_index", self.index)
+        if self.source_timestamp_ms < 0:
+            object.__setattr__(self, "source_timestamp_ms", self.timestamp_ms)
 
     @property
     def size(self) -> tuple[int, int]:

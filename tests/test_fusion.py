@@ -153,3 +153,13 @@ def test_a_looped_video_restarts_the_face_average() -> None:
     for t in range(0, 2_000, 40):  # the video starts again at 0 ms, and the face is now afraid
         fuser.update_face(1, afraid, float(t))
     assert fuser.mood(1, 1_960.0).score < -0.4
+
+
+def test_forget_faces_keeps_the_speech() -> None:
+    """A new pass drops the faces of the last one; a file's transcript stays for the next loop."""
+    fuser = MoodFuser()
+    fuser.update_face(1, HAPPY, 1_000)
+    fuser.add_utterance(said(0.8, 0, 1_000))
+    fuser.forget_faces()
+    assert fuser.track_ids() == ()
+    assert fuser.scene_mood(1_000).speech_valence == pytest.approx(0.8)

@@ -119,6 +119,10 @@ class BlinkCounter:
             self._blink_times.popleft()
         return blinked
 
+    def samples(self) -> int:
+        """Values kept (baseline history and recent blink times); bounded whatever the session length."""
+        return len(self._history) + len(self._blink_times)
+
     def per_minute(self, t_ms: float) -> float:
         """Blinks per minute over the last minute (or since the face appeared, if sooner)."""
         if self._first_ms is None:
