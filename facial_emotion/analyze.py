@@ -255,9 +255,8 @@ def analyze(
         source.close()
         raise AnalysisError("analyze works on files; open a camera in the app instead")
     out_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(source, ImageSource | ImageFolderSource) and settings.detect_width_px == Settings().detect_width_px:
-        # Stills are analysed once, so spend the time: full resolution, small faces found too.
-        settings = settings.replace(detect_width_px=None, upsample=1, detect_every=1)
+    if isinstance(source, ImageSource | ImageFolderSource):
+        settings = settings.for_stills()  # the same rule as the app's for stills
     try:
         placeholder = {"input": str(input_path), "version": __version__, "complete": False}
         placeholder["error"] = "the analysis did not finish (stopped, crashed, or still running)"

@@ -222,6 +222,7 @@ class Engine:
         self._time = SessionTime()
         self._seen_pass = -1
         self._stills = False
+        self._stills_detection = False
         self._latest: FrameResult | None = None
         self._paused = threading.Event()
         self._stop = threading.Event()
@@ -322,9 +323,12 @@ class Engine:
                 break
             if kind == "configure":
                 latest = payload
+            elif kind == "stills" and payload != self._stills_detection:
+                self._stills_detection = payload
+                latest = latest or self._settings
         if latest is not None:
             self._settings = latest
-            pipeline.configure(latest)
+            pipeline.configure(latest.for_stills() if self._stills_detection else latest)
             self._events.append(ModelsChanged(latest, dict(pipeline.load_errors)))
 
     def _swap_source(self) -> FrameSource | None:
@@ -339,6 +343,9 @@ class Engine:
         src = self._source
         self._time.begin_pass(live=src.live, fps=src.fps)
         self._stills = bool(getattr(src, "stills", False))
+        # Photos get the still-image detection (Settings.for_stills), as in analyze; the
+        # inference thread applies it before the first frame of this source.
+        self._commands.put(("stills", self._stills))
         self._events.append(SourceOpened(src.name, src.live, src.fps, src.frame_count))
         return src
 

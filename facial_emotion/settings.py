@@ -1,15 +1,24 @@
-"""User settings: one frozen dataclass, stored sparsely as JSON and written atomically."""
+"""User settings: one frozen dataclass, validated field by field, stored sparsely as JSON, written atomically.
+
+Every field has a type and a range in ``FIELD_RULES``. Settings made in code are checked on
+construction (a bad value there is a programming error: ``ValueError``); a settings file is
+checked field by field on load, and a field that is wrong falls back to its default with a
+warning while the rest of the file is kept. pydantic would do the same checking, but costs
+an import of 50-100 ms at every start for 20 fields; the table below is the whole schema.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from facial_emotion.atomic import write_text_atomic
 from facial_emotion.paths import user_config_dir
@@ -17,11 +26,23 @@ from facial_emotion.paths import user_config_dir
 log = logging.getLogger(__name__)
 
 DEFAULT_OVERLAYS: Final[tuple[str, ...]] = ("boxes", "landmarks", "emotion", "bars", "blinks", "fps", "mood")
+SpeechEngine = Literal["auto", "vosk", "pocketsphinx"]
+SPEECH_ENGINES: Final[tuple[str, ...]] = ("auto", "vosk", "pocketsphinx")
+
+UPSAMPLE_RANGE: Final[tuple[int, int]] = (0, 2)
+"""dlib's upsampling steps: each doubles the image, so memory and time grow fourfold a step."""
+DETECT_WIDTH_RANGE: Final[tuple[int, int]] = (160, 4096)
+"""Width in pixels frames are downscaled to before detection (None: full size)."""
+DETECT_EVERY_RANGE: Final[tuple[int, int]] = (1, 60)
+"""Frames between two runs of the detector."""
+SMOOTHING_ALPHA_RANGE: Final[tuple[float, float]] = (0.01, 1.0)
+"""Weight of the newest frame in the per-face moving average of emotions."""
+MAX_TEXT: Final[int] = 4096
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything a user can switch: models per slot, overlays, detection trade-offs.
+    """Everything a user can switch: models per slot, overlays, detection, speech, recording.
 
     A model slot holds a registry key, or None for off.
     """
@@ -32,7 +53,7 @@ class Settings:
     smoothing: bool = False
     smoothing_alpha: float = 0.4
     detect_width_px: int | None = 320
-    """Frames are downscaled to this width before detection (None: full size)."""
+    """Video frames are downscaled to this width before detection (None: full size)."""
     upsample: int = 0
     detect_every: int = 5
     """Run the detector every N frames; faces are followed by their landmarks between."""
@@ -42,8 +63,22 @@ class Settings:
     """A .keras file that replaces the registry's emotion model (any compatible model)."""
     last_source: str | None = None
     loop_video: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Settings of later features (speech, recording) by name, kept through load and save."""
+    speech_on: bool = False
+    """Listen: transcribe the microphone (a camera) or the file's sound track (a video)."""
+    speech_engine: SpeechEngine = "auto"
+    mic: int | str | None = None
+    """Microphone: a device index or name; None for the system default."""
+    record_dir: str | None = None
+    """Where recorded sessions go; None for the user's data folder."""
+    record_clean_video: bool = False
+    """Record the video without overlays (they can be drawn again from the data)."""
+
+    def __post_init__(self) -> None:
+        for name, rule in FIELD_RULES.items():
+            value = getattr(self, name)
+            problem = rule(value)
+            if problem:
+                raise ValueError(f"setting {name}={value!r}: {problem}")
 
     def with_overlay(self, key: str, on: bool) -> Settings:
         """A copy with one overlay switched on or off."""
@@ -53,8 +88,108 @@ class Settings:
         return dataclasses.replace(self, overlays=tuple(keys))
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with the given fields changed."""
+        """A copy with the given fields changed (checked like any new Settings)."""
         return dataclasses.replace(self, **changes)
+
+    def for_stills(self) -> Settings:
+        """The detection used for still images, in the app and in ``analyze`` alike.
+
+        A still is looked at once, so it is worth the time (a few hundred ms a photo here):
+        full resolution, one upsampling step and detection on every image, which finds the
+        small faces of a group photo that a 320-px webcam setting misses (1 of 4 on the
+        shared 4-person photo). A width the user chose is kept.
+        """
+        if self.detect_width_px != DEFAULT_DETECT_WIDTH_PX:
+            return self
+        return dataclasses.replace(self, detect_width_px=None, upsample=max(self.upsample, 1), detect_every=1)
+
+
+# -- the schema: one check per field, returning what is wrong or "" ------------------------
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_in(low: int, high: int, *, none_ok: bool = False) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value is None and none_ok:
+            return ""
+        if not _is_int(value):
+            return "must be a whole number" + (" or null" if none_ok else "")
+        return "" if low <= value <= high else f"must be between {low} and {high}"
+
+    return check
+
+
+def _float_in(low: float, high: float) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return "must be a number"
+        return "" if low <= value <= high else f"must be between {low} and {high}"
+
+    return check
+
+
+def _bool(value: Any) -> str:
+    return "" if isinstance(value, bool) else "must be true or false"
+
+
+def _text(*, none_ok: bool) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value is None and none_ok:
+            return ""
+        if not isinstance(value, str) or not value or len(value) > MAX_TEXT or "\0" in value:
+            return "must be a non-empty text" + (" or null" if none_ok else "")
+        return ""
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        return "" if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def _overlays(value: Any) -> str:
+    if not isinstance(value, tuple) or not all(isinstance(k, str) and 0 < len(k) <= 32 for k in value):
+        return "must be a list of overlay names"
+    return ""
+
+
+def _mic(value: Any) -> str:
+    if value is None or (isinstance(value, str) and 0 < len(value) <= 256):
+        return ""
+    return "" if _is_int(value) and 0 <= value < 4096 else "must be a device index, a device name or null"
+
+
+FIELD_RULES: Final[dict[str, Callable[[Any], str]]] = {
+    "detector": _text(none_ok=True),
+    "landmarks": _text(none_ok=True),
+    "emotion": _text(none_ok=True),
+    "smoothing": _bool,
+    "smoothing_alpha": _float_in(*SMOOTHING_ALPHA_RANGE),
+    "detect_width_px": _int_in(*DETECT_WIDTH_RANGE, none_ok=True),
+    "upsample": _int_in(*UPSAMPLE_RANGE),
+    "detect_every": _int_in(*DETECT_EVERY_RANGE),
+    "largest_only": _bool,
+    "overlays": _overlays,
+    "emotion_model_path": _text(none_ok=True),
+    "last_source": _text(none_ok=True),
+    "loop_video": _bool,
+    "speech_on": _bool,
+    "speech_engine": _one_of(SPEECH_ENGINES),
+    "mic": _mic,
+    "record_dir": _text(none_ok=True),
+    "record_clean_video": _bool,
+}
+"""Type and range of every field of Settings (a test checks that none is left out)."""
+
+DEFAULT_DETECT_WIDTH_PX: Final[int | None] = Settings.__dataclass_fields__["detect_width_px"].default  # type: ignore[assignment]
+_LEGACY_EXTRA: Final[tuple[str, ...]] = ("speech_on", "speech_engine", "mic", "record_dir", "record_clean_video")
+"""Keys of the untyped ``extra`` object of files written by 0.1; they are fields now."""
 
 
 def default_settings_path() -> Path:
@@ -73,42 +208,68 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
     return out
 
 
-def settings_from_dict(data: dict[str, Any]) -> Settings:
-    """Settings from a (sparse) dict; unknown keys are ignored with a warning."""
+def settings_from_dict(data: Any) -> tuple[Settings, list[str]]:
+    """Settings from a (sparse) dict, field by field, and a warning per value that was left out.
+
+    An unknown key, a wrong type or an out-of-range value leaves that field at its default;
+    the other fields are kept. Raises ValueError only when ``data`` is not a JSON object.
+    """
     if not isinstance(data, dict):
         raise ValueError("settings file must hold a JSON object")
-    names = {f.name: f for f in dataclasses.fields(Settings)}
+    data = dict(data)
+    warnings: list[str] = []
+    extra = data.pop("extra", None)
+    if isinstance(extra, dict):  # files from 0.1 kept these in an untyped bag
+        for key in _LEGACY_EXTRA:
+            if key in extra and key not in data:
+                data[key] = extra[key]
+    elif extra is not None:
+        warnings.append(f"ignored setting 'extra' ({type(extra).__name__}, not an object)")
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in names:
-            log.warning("ignoring unknown setting %r", key)
+        rule = FIELD_RULES.get(key)
+        if rule is None:
+            warnings.append(f"ignored unknown setting {key!r}")
             continue
-        kwargs[key] = tuple(value) if key == "overlays" else value
-    return Settings(**kwargs)
+        if key == "overlays" and isinstance(value, list):
+            value = tuple(value)
+        problem = rule(value)
+        if problem:
+            warnings.append(f"setting {key}={json.dumps(value)[:60]} {problem}; using {getattr(Settings(), key)!r}")
+            continue
+        kwargs[key] = value
+    for text in warnings:
+        log.warning("%s", text)
+    return Settings(**kwargs), warnings
 
 
 def load_settings(path: Path | None = None) -> tuple[Settings, str | None]:
-    """Settings from the file, and a message when it was unreadable and set aside.
+    """Settings from the file, and a message for the user when something in it was not used.
 
-    A missing file gives defaults silently. A corrupt one is renamed to
-    ``settings.json.corrupt-<time>`` (so nothing the user had is lost) and defaults are used.
+    A missing file gives defaults silently. A file that is not JSON text (bad bytes, not
+    UTF-8, cut off, not an object) is renamed to ``settings.json.corrupt-<time>`` (nothing
+    the user had is lost) and defaults are used. Wrong fields fall back one by one.
     """
     file = path or default_settings_path()
     try:
-        text = file.read_text()
+        raw = file.read_bytes()
     except FileNotFoundError:
         return Settings(), None
     except OSError as exc:
-        return Settings(), f"cannot read settings {file}: {exc}; using defaults"
+        return Settings(), f"cannot read settings {file}: {exc.strerror or exc}; using defaults"
     try:
-        return settings_from_dict(json.loads(text)), None
-    except (ValueError, TypeError) as exc:
+        settings, warnings = settings_from_dict(json.loads(raw.decode("utf-8")))
+    except (ValueError, TypeError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         aside = file.with_name(f"{file.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         try:
             os.replace(file, aside)
         except OSError:
             aside = file
-        return Settings(), f"settings file {file} was unreadable ({exc}); kept as {aside.name}, using defaults"
+        reason = str(exc)[:120]
+        return Settings(), f"settings file {file} was unreadable ({reason}); kept as {aside.name}, using defaults"
+    if warnings:
+        return settings, f"settings file {file}: " + "; ".join(warnings)
+    return settings, None
 
 
 def save_settings(settings: Settings, path: Path | None = None) -> Path:

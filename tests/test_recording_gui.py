@@ -33,7 +33,7 @@ def _video_frames(path: Path, count: int) -> list:
 
 def test_record_button_records_a_session(qtbot, shared_data: Path, tmp_path: Path, no_thread_leak: None) -> None:
     frames = _video_frames(shared_data / "faces-pyfeat" / "single_face.mp4", 40)
-    settings = Settings(emotion=None, extra={"record_dir": str(tmp_path)})
+    settings = Settings(emotion=None, record_dir=str(tmp_path))
     engine = Engine(settings)
     engine.open(SyntheticSource(frames, fps=30.0, live=True, name="camera (synthetic)"))
     window = QMainWindow()
@@ -80,7 +80,7 @@ def test_install_recovers_a_crashed_session_and_reports_it(qtbot, tmp_path: Path
     (crashed / "frames.csv").write_text("frame,timestamp_ms\n0,0.0\n1,33")  # cut mid-line
     (crashed / ".recording").write_text("999999999\n")  # a process that no longer exists
     (crashed / "session.json").write_text(json.dumps({"finished": False, "started_epoch_s": 0}))
-    settings = Settings(extra={"record_dir": str(tmp_path)})
+    settings = Settings(record_dir=str(tmp_path))
     window = QMainWindow()
     qtbot.addWidget(window)
     window.addToolBar("Main")
@@ -94,15 +94,15 @@ def test_install_recovers_a_crashed_session_and_reports_it(qtbot, tmp_path: Path
 
 
 def test_clean_video_toggle_is_stored_in_the_settings(qtbot, tmp_path: Path) -> None:
-    store = {"settings": Settings(extra={"record_dir": str(tmp_path)})}
+    store = {"settings": Settings(record_dir=str(tmp_path))}
     window = QMainWindow()
     qtbot.addWidget(window)
     controller = install_recording(
         window, Engine(store["settings"]), lambda: store["settings"], settings_setter=lambda s: store.update(settings=s)
     )
     controller.actions.clean_video.trigger()
-    assert store["settings"].extra["record_clean_video"] is True
-    store["settings"] = store["settings"].replace(extra={"record_dir": str(tmp_path), "record_clean_video": False})
+    assert store["settings"].record_clean_video is True
+    store["settings"] = store["settings"].replace(record_clean_video=False)
     controller._sync_checks()
     assert not controller.actions.clean_video.isChecked()
     controller.shutdown(timeout_s=10)

@@ -47,7 +47,7 @@ def test_file_speech_gives_subtitles_transcript_and_mood(
     )
     assert not controller.listen_action.isChecked()
     controller.listen_action.trigger()
-    assert holder.settings.extra["speech_on"] is True, "the menu writes the setting"
+    assert holder.settings.speech_on is True, "the menu writes the setting"
     assert "waiting for a source" in controller.panel.status.text()
     window.source_info = SourceOpened("talking.mp4", False, 24.0, 472)
     qtbot.waitUntil(lambda: "utterance(s)" in controller.panel.status.text(), timeout=60_000)
@@ -68,7 +68,7 @@ def test_file_speech_gives_subtitles_transcript_and_mood(
 
 
 def test_missing_microphone_is_reported_not_raised(qtbot, no_thread_leak: None) -> None:
-    holder = Holder(Settings(emotion=None, extra={"speech_on": True, "mic": 987}))
+    holder = Holder(Settings(emotion=None, speech_on=True, mic=987))
     window = QMainWindow()
     qtbot.addWidget(window)
     engine = Engine(holder.settings)

@@ -38,8 +38,8 @@ def run_app(args: argparse.Namespace) -> int:
     )
     mic = getattr(args, "mic", None)
     if mic is not None:  # --mic: switch speech on with that device (the Speech menu shows it)
-        extra = {**window.settings.extra, "mic": int(mic) if str(mic).isdigit() else mic, "speech_on": True}
-        window.apply_settings(window.settings.replace(extra=extra))
+        device = int(mic) if str(mic).isdigit() else mic
+        window.apply_settings(window.settings.replace(mic=device, speech_on=True))
     window.show()
     # Ctrl+C in the terminal closes the window like the Quit action (Python sees signals only between Qt events).
     signal.signal(signal.SIGINT, lambda *_: window.close())

@@ -40,8 +40,8 @@ class RecordingActions(NamedTuple):
 
 
 def default_sessions_dir(settings: Settings) -> Path:
-    """Where sessions go: ``extra["record_dir"]``, else the user's data folder."""
-    custom = (settings.extra or {}).get("record_dir")
+    """Where sessions go: the record_dir setting, else the user's data folder."""
+    custom = settings.record_dir
     return Path(custom).expanduser() if custom else user_data_dir() / "sessions"
 
 
@@ -83,7 +83,7 @@ class RecordingController(QObject):
         self._finishing: list[SessionRecorder] = []
         self._error_reported = False
         self._engine_dropped0 = 0
-        self._clean_video = bool((settings_getter().extra or {}).get("record_clean_video", False))
+        self._clean_video = settings_getter().record_clean_video
         self._message_box: QMessageBox | None = None
         self.actions = RecordingActions(
             toggle=_make_action(self, "Start recording", shortcut="Ctrl+R"),
@@ -207,9 +207,7 @@ class RecordingController(QObject):
     def _on_clean_video_toggled(self, checked: bool) -> None:
         self._clean_video = checked
         if self._settings_setter is not None:
-            settings = self._settings_getter()
-            extra = {**(settings.extra or {}), "record_clean_video": checked}
-            self._settings_setter(settings.replace(extra=extra))
+            self._settings_setter(self._settings_getter().replace(record_clean_video=checked))
 
     def _on_open_folder_triggered(self) -> None:
         folder = self.sessions_dir
@@ -220,9 +218,7 @@ class RecordingController(QObject):
 
     def _sync_checks(self) -> None:
         """The checkmark follows the settings when they say (the model, not the widget)."""
-        stored = (self._settings_getter().extra or {}).get("record_clean_video")
-        if stored is not None:
-            self._clean_video = bool(stored)
+        self._clean_video = self._settings_getter().record_clean_video
         self.actions.clean_video.blockSignals(True)
         self.actions.clean_video.setChecked(self._clean_video)
         self.actions.clean_video.blockSignals(False)

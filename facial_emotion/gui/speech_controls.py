@@ -158,18 +158,14 @@ class SpeechController(QObject):
 
     # -- settings -------------------------------------------------------------------------
 
-    def _extra(self) -> dict[str, Any]:
-        return dict(self.settings_getter().extra)
-
-    def _set_extra(self, **changes: Any) -> None:
+    def _set(self, **changes: Any) -> None:
         if self.settings_setter is not None:
-            settings = self.settings_getter()
-            self.settings_setter(settings.replace(extra={**settings.extra, **changes}))
+            self.settings_setter(self.settings_getter().replace(**changes))
 
     @property
     def listening(self) -> bool:
         """True when the user switched speech on."""
-        return bool(self._extra().get("speech_on", False))
+        return self.settings_getter().speech_on
 
     # -- menu -----------------------------------------------------------------------------
 
@@ -199,7 +195,7 @@ class SpeechController(QObject):
         from facial_emotion.speech.download import find_vosk_model
 
         have_vosk = find_vosk_model() is not None
-        chosen = self._extra().get("speech_engine", "auto")
+        chosen = self.settings_getter().speech_engine
         for action in self.engine_group.actions():
             action.setChecked(action.data() == chosen)
             if action.data() == "vosk":
@@ -211,7 +207,7 @@ class SpeechController(QObject):
     def _fill_mic_menu(self) -> None:
         self.mic_menu.clear()
         group = QActionGroup(self.mic_menu)
-        chosen = self._extra().get("mic")
+        chosen = self.settings_getter().mic
         try:
             from facial_emotion.speech.audio import list_microphones
 
@@ -228,15 +224,15 @@ class SpeechController(QObject):
 
     def _on_listen_toggled(self, checked: bool) -> None:
         if checked != self.listening:
-            self._set_extra(speech_on=checked)
+            self._set(speech_on=checked)
         self._restart()
 
     def _on_engine_chosen(self, key: str) -> None:
-        self._set_extra(speech_engine=key)
+        self._set(speech_engine=key)
         self._restart()
 
     def _on_mic_chosen(self, index: int | None) -> None:
-        self._set_extra(mic=index)
+        self._set(mic=index)
         self._restart()
 
     # -- running --------------------------------------------------------------------------
@@ -266,14 +262,14 @@ class SpeechController(QObject):
     def _open_recognizer(self) -> Any:
         from facial_emotion.speech.recognizers import open_recognizer
 
-        return open_recognizer(self._extra().get("speech_engine", "auto"), None, partials=True)
+        return open_recognizer(self.settings_getter().speech_engine, None, partials=True)
 
     def _start_microphone(self) -> None:
         from facial_emotion.speech.audio import AudioError, MicrophoneAudioSource
         from facial_emotion.speech.transcribe import LiveTranscriber
 
         try:
-            source: Any = MicrophoneAudioSource(self._extra().get("mic"), clock=clock_ms)
+            source: Any = MicrophoneAudioSource(self.settings_getter().mic, clock=clock_ms)
         except AudioError as exc:
             self.panel.status.setText(f"No speech: {exc}")
             self.window.statusBar().showMessage(f"Speech: {exc}", 8000)
@@ -300,7 +296,7 @@ class SpeechController(QObject):
             return
         self.panel.status.setText(f"Transcribing the sound of {Path(path).name}...")
         self.dock.raise_()
-        ticket, engine = self._ticket, self._extra().get("speech_engine", "auto")
+        ticket, engine = self._ticket, self.settings_getter().speech_engine
 
         def work() -> None:
             from facial_emotion.speech.transcribe import TranscriptionError, transcribe_file
@@ -331,7 +327,7 @@ class SpeechController(QObject):
             if self.listening:
                 self._restart()
         result = self.engine.latest()
-        t_ms = result.frame.timestamp_ms if result is not None else None
+        t_ms = result.frame.source_timestamp_ms if result is not None else None
         if self._transcriber is not None:
             partial, finals = self._transcriber.poll()
             for utterance in finals:
