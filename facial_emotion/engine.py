@@ -211,6 +211,8 @@ class Engine:
         self._settings = settings or Settings()
         self._factory = pipeline_factory or (lambda s: Pipeline(s))
         self.realtime = realtime
+        self.playback_speed = 1.0
+        """How many times its own rate a file plays at (review and soak runs; 1 for live use)."""
         self.pipeline: Pipeline | None = None
         self._mailbox = _Mailbox()
         self._commands: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -464,7 +466,8 @@ class Engine:
         if self._play_t0 is None:
             self._play_t0, self._play_ms0 = now, frame.timestamp_ms
             return
-        due = self._play_t0 + (frame.timestamp_ms - self._play_ms0) / 1000.0
+        speed = self.playback_speed if self.playback_speed > 0 else 1.0
+        due = self._play_t0 + (frame.timestamp_ms - self._play_ms0) / 1000.0 / speed
         if due > now:
             stop.wait(due - now)
         elif now - due > 1.0:
