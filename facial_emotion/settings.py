@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 DEFAULT_OVERLAYS: Final[tuple[str, ...]] = ("boxes", "landmarks", "emotion", "bars", "blinks", "fps", "mood")
 SpeechEngine = Literal["auto", "vosk", "pocketsphinx"]
 SPEECH_ENGINES: Final[tuple[str, ...]] = ("auto", "vosk", "pocketsphinx")
+OVERLAY_KEYS: Final[tuple[str, ...]] = ("boxes", "landmarks", "emotion", "bars", "blinks", "mood", "fps", "cam")
+"""Every overlay there is: annotate.OVERLAYS plus the app's class activation map (a test keeps them in step)."""
 
 UPSAMPLE_RANGE: Final[tuple[int, int]] = (0, 2)
 """dlib's upsampling steps: each doubles the image, so memory and time grow fourfold a step."""
@@ -96,7 +98,7 @@ class Settings:
 
         A still is looked at once, so it is worth the time (a few hundred ms a photo here):
         full resolution, one upsampling step and detection on every image, which finds the
-        small faces of a group photo that a 320-px webcam setting misses (1 of 4 on the
+        small faces of a group photo that the 320-px video setting misses (all 4 on the
         shared 4-person photo). A width the user chose is kept.
         """
         if self.detect_width_px != DEFAULT_DETECT_WIDTH_PX:
@@ -154,9 +156,23 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 def _overlays(value: Any) -> str:
-    if not isinstance(value, tuple) or not all(isinstance(k, str) and 0 < len(k) <= 32 for k in value):
+    if not isinstance(value, tuple) or not all(isinstance(k, str) for k in value):
         return "must be a list of overlay names"
-    return ""
+    unknown = [k for k in value if k not in OVERLAY_KEYS]
+    if unknown:
+        return f"has unknown overlay(s) {', '.join(map(repr, unknown))} (known: {', '.join(OVERLAY_KEYS)})"
+    return "" if len(set(value)) == len(value) else "names an overlay twice"
+
+
+def _known_overlays(value: Any, warnings: list[str]) -> Any:
+    """A file's overlay list with unknown names (a typo, a later version's overlay) dropped, each named."""
+    if not isinstance(value, list | tuple) or not all(isinstance(k, str) for k in value):
+        return value  # the rule rejects it whole
+    unknown = [k for k in value if k not in OVERLAY_KEYS]
+    if unknown:
+        names = ", ".join(json.dumps(k)[:40] for k in unknown)
+        warnings.append(f"ignored unknown overlay(s) {names} in setting overlays")
+    return tuple(dict.fromkeys(k for k in value if k in OVERLAY_KEYS))
 
 
 def _mic(value: Any) -> str:
@@ -231,8 +247,8 @@ def settings_from_dict(data: Any) -> tuple[Settings, list[str]]:
         if rule is None:
             warnings.append(f"ignored unknown setting {key!r}")
             continue
-        if key == "overlays" and isinstance(value, list):
-            value = tuple(value)
+        if key == "overlays":
+            value = _known_overlays(value, warnings)
         problem = rule(value)
         if problem:
             warnings.append(f"setting {key}={json.dumps(value)[:60]} {problem}; using {getattr(Settings(), key)!r}")

@@ -79,6 +79,12 @@ def test_file_that_is_not_utf8_is_set_aside_not_raised(tmp_path: Path) -> None:
         ("mic", [0]),
         ("emotion", 7),
         ("record_dir", ""),
+        ("upsample", 3),
+        ("detect_width_px", 5000),
+        ("detect_every", 61),
+        ("detect_every", True),
+        ("detect_every", 5.0),
+        ("smoothing_alpha", 0),
     ],
 )
 def test_a_wrong_field_falls_back_alone_and_is_named(tmp_path: Path, key: str, value: object) -> None:
@@ -145,3 +151,58 @@ def test_the_group_photo_shows_its_four_faces_with_the_defaults(shared_data: Pat
     assert Settings().for_stills().detect_width_px is None and Settings().detect_width_px == 320
     custom = Settings(detect_width_px=640)
     assert custom.for_stills() == custom, "a width the user chose is kept"
+
+
+def test_unknown_overlays_are_dropped_one_by_one_and_named(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"overlays": ["boxes", "sparkles", "fps", 3.5], "detect_every": 2}))
+    settings, message = load_settings(path)
+    assert settings.overlays == Settings().overlays and message and "overlays" in message, "not a list of names"
+    path.write_text(json.dumps({"overlays": ["boxes", "sparkles", "fps", "boxes"], "detect_every": 2}))
+    settings, message = load_settings(path)
+    assert settings.overlays == ("boxes", "fps") and settings.detect_every == 2
+    assert message and '"sparkles"' in message and "unknown overlay" in message
+    save_settings(settings, path)
+    assert json.loads(path.read_text())["overlays"] == ["boxes", "fps"]
+    assert load_settings(path) == (settings, None)
+    with pytest.raises(ValueError, match="sparkles"):
+        Settings().with_overlay("sparkles", True)
+
+
+def test_overlay_keys_are_the_pipelines_and_the_apps() -> None:
+    from facial_emotion.annotate import OVERLAYS
+    from facial_emotion.gui.cam_overlay import CAM_KEY
+    from facial_emotion.settings import DEFAULT_OVERLAYS, OVERLAY_KEYS
+
+    assert set(OVERLAY_KEYS) == {spec.key for spec in OVERLAYS} | {CAM_KEY}
+    assert set(DEFAULT_OVERLAYS) <= set(OVERLAY_KEYS)
+
+
+def test_bounds_are_constants_the_cli_can_share() -> None:
+    from facial_emotion.settings import DETECT_EVERY_RANGE, DETECT_WIDTH_RANGE, SMOOTHING_ALPHA_RANGE, UPSAMPLE_RANGE
+
+    for field, (low, high) in (
+        ("upsample", UPSAMPLE_RANGE),
+        ("detect_width_px", DETECT_WIDTH_RANGE),
+        ("detect_every", DETECT_EVERY_RANGE),
+        ("smoothing_alpha", SMOOTHING_ALPHA_RANGE),
+    ):
+        assert Settings().replace(**{field: low}).replace(**{field: high}), "the ends are allowed"
+        for bad in (low - 1 if isinstance(low, int) else 0.0, high + 1):
+            with pytest.raises(ValueError, match=field):
+                Settings().replace(**{field: bad})
+    assert Settings(detect_width_px=None).detect_width_px is None, "None: detect at full size"
+    assert UPSAMPLE_RANGE == (0, 2) and DETECT_WIDTH_RANGE == (160, 4096) and DETECT_EVERY_RANGE == (1, 60)
+
+
+def test_settings_are_hashable_values_and_quick_to_import() -> None:
+    import subprocess
+    import sys
+
+    a = Settings(mic="USB mic", record_dir="/data", speech_on=True)
+    assert hash(a) == hash(Settings(mic="USB mic", record_dir="/data", speech_on=True)) and len({a, Settings()}) == 2
+    code = (
+        "import sys, facial_emotion.settings; print(sorted({'numpy', 'cv2', 'PySide6', 'pydantic'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", "settings import no heavy module"
