@@ -4,23 +4,86 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from facial_emotion import __version__
 from facial_emotion.progress import ProgressBar
-from facial_emotion.settings import Settings, load_settings
+from facial_emotion.settings import (
+    DETECT_EVERY_RANGE,
+    DETECT_WIDTH_RANGE,
+    UPSAMPLE_RANGE,
+    Settings,
+    load_settings,
+)
+
+INT_OPTION_BOUNDS: Final[dict[str, tuple[int, int, str]]] = {
+    "detect_every": (*DETECT_EVERY_RANGE, "frames"),
+    "detect_width": (*DETECT_WIDTH_RANGE, "pixels, or 0 for full size"),
+    "upsample": (*UPSAMPLE_RANGE, "(each step doubles the image: memory and time grow fourfold)"),
+}
+"""The settings' bounds of the numeric detection options (detect_width also takes 0), and their unit."""
+
+
+_DEFAULTS: Final = Settings()
+
+
+class CommandError(Exception):
+    """A command cannot run as asked; the message is for the user, code is the exit status."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _bounded_int(name: str) -> Callable[[str], int]:
+    """An argparse type: a whole number within INT_OPTION_BOUNDS[name] (detect_width also takes 0)."""
+    low, high, unit = INT_OPTION_BOUNDS[name]
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+        if not (low <= value <= high or (name == "detect_width" and value == 0)):
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high} {unit}; got {value}")
+        return value
+
+    return parse
+
+
+def _check_emotion_model(settings: Settings, origin: str) -> None:
+    """Load an explicitly chosen emotion model once, so a bad file stops the command with its reason.
+
+    The registry's model needs no check (a missing one only turns emotions off, with a note);
+    a file the user named and that cannot load is an error: exit 2 naming the file.
+    """
+    if settings.emotion is None or not settings.emotion_model_path:
+        return
+    from facial_emotion.vision.classifier import ModelLoadError, load_keras_model
+
+    try:
+        load_keras_model(Path(settings.emotion_model_path))
+    except ModelLoadError as exc:
+        raise CommandError(f"cannot load emotion model {exc.path} (given with {origin}): {exc.reason}") from exc
 
 
 def _settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings file with the command's options applied; a named emotion model must load.
+
+    Raises CommandError when ``--model`` (or the settings file's model) cannot be loaded.
+    """
     settings, message = load_settings(Path(args.settings)) if args.settings else (Settings(), None)
     if message:
         print(f"warning: {message}", file=sys.stderr)
+    origin = f"the settings file {args.settings}" if args.settings else "the settings"
     changes: dict[str, Any] = {}
     if getattr(args, "model", None):
-        changes["emotion_model_path"] = str(args.model)
+        changes["emotion_model_path"] = str(Path(args.model).expanduser())
+        origin = "--model"
     if getattr(args, "no_emotion", False):
         changes["emotion"] = None
     if getattr(args, "landmarks", None):
@@ -35,7 +98,9 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
         changes["largest_only"] = True
     if getattr(args, "smoothing", False):
         changes["smoothing"] = True
-    return settings.replace(**changes)
+    settings = settings.replace(**changes)
+    _check_emotion_model(settings, origin)
+    return settings
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
@@ -71,6 +136,9 @@ def _run_analyze(args: argparse.Namespace) -> int:
         print(f"error: cannot write results to {out}: {exc}", file=sys.stderr)
         return 3
     progress.finish()
+    if settings.emotion_model_path and "emotion" in summary["model_errors"]:
+        print(f"error: {summary['model_errors']['emotion']}", file=sys.stderr)
+        return 2
     for name, error in summary["model_errors"].items():
         print(f"warning: {name} model off: {error}", file=sys.stderr)
     speech = summary["speech"]
@@ -114,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"facial-emotion {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    parser.add_argument("--settings", help="settings file (default: the user's settings.json)")
+    parser.add_argument("--settings", metavar="FILE", help="settings file (default: the user's settings.json)")
     parser.add_argument("--source", help="for the app: camera index, video, image or folder to open")
     parser.add_argument("--record", metavar="DIR", help="for the app: start recording at once, into DIR")
     parser.add_argument("--mic", metavar="DEVICE", help="for the app: listen to this microphone (index or name)")
@@ -123,24 +191,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="analyse a video, image or image folder headlessly")
     p.add_argument("input", help="video file, image, or folder of images")
-    p.add_argument("--out", help="output folder (default: out/<input name>)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: out/<input name>)")
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
-    p.add_argument("--model", help="a .keras emotion model to use instead of the shipped one")
+    p.add_argument("--model", metavar="FILE", help="a .keras emotion model to use instead of the shipped one")
     p.add_argument("--no-emotion", action="store_true", help="skip emotion classification")
     p.add_argument("--landmarks", choices=["68", "5", "off"], help="landmark model (default 68)")
-    p.add_argument("--detect-every", type=int, help="run the detector every N frames (default 5)")
-    p.add_argument("--detect-width", type=int, help="detect on frames downscaled to this width (0: full)")
-    p.add_argument("--upsample", type=int, help="dlib upsampling for small faces (default 0)")
+    p.add_argument(
+        "--detect-every",
+        type=_bounded_int("detect_every"),
+        metavar="N",
+        help="run the detector every N frames, {}-{} (default {})".format(*DETECT_EVERY_RANGE, _DEFAULTS.detect_every),
+    )
+    p.add_argument(
+        "--detect-width",
+        type=_bounded_int("detect_width"),
+        metavar="PX",
+        help="detect on frames downscaled to this width, {}-{}, or 0 for full size (default {})".format(
+            *DETECT_WIDTH_RANGE, _DEFAULTS.detect_width_px or 0
+        ),
+    )
+    p.add_argument(
+        "--upsample",
+        type=_bounded_int("upsample"),
+        metavar="N",
+        help="dlib upsampling for small faces, {}-{} (default {})".format(*UPSAMPLE_RANGE, _DEFAULTS.upsample),
+    )
     p.add_argument("--largest-only", action="store_true", help="keep only the largest face")
     p.add_argument("--smoothing", action="store_true", help="smooth emotions over time per face")
     p.add_argument("--no-speech", action="store_true", help="do not transcribe the sound track")
-    p.add_argument("--engine", default="auto", choices=["auto", "vosk", "pocketsphinx"], help="speech engine")
-    p.add_argument("--vosk-model", help="folder of a Vosk model (default: the downloaded one)")
+    p.add_argument(
+        "--engine", default="auto", choices=["auto", "vosk", "pocketsphinx"], help="speech engine (default: auto)"
+    )
+    p.add_argument("--vosk-model", metavar="DIR", help="folder of a Vosk model (default: the downloaded one)")
     p.set_defaults(func=_run_analyze)
 
     g = sub.add_parser("gui", help="open the desktop app (the default)")
     g.add_argument("--source", default=argparse.SUPPRESS, help="camera index, video, image or folder to open")
-    g.add_argument("--settings", default=argparse.SUPPRESS, help="settings file")
+    g.add_argument("--settings", metavar="FILE", default=argparse.SUPPRESS, help="settings file")
     g.add_argument("--record", metavar="DIR", default=argparse.SUPPRESS, help="start recording at once, into DIR")
     g.add_argument("--mic", metavar="DEVICE", default=argparse.SUPPRESS, help="listen to this microphone")
     g.set_defaults(func=_run_gui)
@@ -153,11 +240,18 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``facial-emotion`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:
+        # Before anything imports TensorFlow: its INFO and WARNING lines are noise to a user
+        # (the absl lines that ignore this are filtered where the model is loaded).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
         return int(args.func(args) or 0)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -140,3 +140,62 @@ def test_tflite_twin_is_used_only_when_it_agrees(tiny_emotion_model: Path, share
     keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x)).save(other)
     export_tflite(other, model.with_suffix(".tflite"))
     assert isinstance(load_emotion_classifier(model), KerasEmotionClassifier)
+
+
+def make_bad_models(folder: Path) -> list[tuple[Path, str]]:
+    """Real bad model files, each with the reason the loader must give; built here, at test time."""
+    import keras
+
+    folder.mkdir(parents=True, exist_ok=True)
+    empty = folder / "empty.keras"
+    empty.write_bytes(b"")
+    noise = folder / "random.keras"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes())
+    shipped = Path(__file__).resolve().parents[1] / "models" / "emotion_xception_fer2013.keras"
+    truncated = folder / "truncated.keras"
+    truncated.write_bytes(shipped.read_bytes()[: shipped.stat().st_size // 2])
+    inputs = keras.Input((32, 32, 1))
+    small = folder / "input32.keras"
+    keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs))).save(small)
+    inputs = keras.Input((48, 48, 1))
+    five = folder / "five_outputs.keras"
+    keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(keras.layers.Flatten()(inputs))).save(five)
+    logits = folder / "no_softmax.keras"
+    keras.Model(inputs, keras.layers.Dense(7)(keras.layers.Flatten()(inputs))).save(logits)
+    directory = folder / "a_folder.keras"
+    directory.mkdir()
+    return [
+        (empty, "the file is empty"),
+        (noise, "not a whole zip archive"),
+        (truncated, "not a whole zip archive"),
+        (small, r"it takes \(32, 32, 1\)"),
+        (five, r"gives \(5,\)"),
+        (logits, "not probabilities"),
+        (directory, "is a folder"),
+    ]
+
+
+def test_bad_model_files_name_the_file_and_the_real_reason(tmp_path: Path) -> None:
+    """Each bad file gives its own reason and its own path: never "File not found" for a file that exists."""
+    for path, reason in make_bad_models(tmp_path):
+        with pytest.raises(ModelLoadError, match=reason) as caught:
+            KerasEmotionClassifier(path)
+        message = str(caught.value)
+        assert caught.value.path == path, message
+        assert message.startswith(f"cannot load emotion model {path}: "), message
+        assert "not found" not in message.lower() and "fer2013" not in message, message
+
+
+def test_native_log_noise_is_dropped_and_other_lines_kept(capfd: pytest.CaptureFixture[str]) -> None:
+    """TensorFlow's absl INFO lines go; anything else written to fd 2 meanwhile is passed on."""
+    import os
+
+    from facial_emotion.vision.classifier import quiet_native_logs
+
+    assert os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0"  # conftest (and the command) set it
+    with quiet_native_logs():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+        os.write(2, b"I0000 00:00:1796161390.113242    7871 port.cc:153] oneDNN custom operations are on.\n")
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"E0000 00:00:1.0 12 op.cc:1] a real error\nsomething else\n")
+    assert capfd.readouterr().err == "E0000 00:00:1.0 12 op.cc:1] a real error\nsomething else\n"

@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,8 @@ class ModelServer(http.server.ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.cut_first = False
         self.honour_range = True
+        self.stall = False
+        self.release = threading.Event()
         self.requests: list[str | None] = []
 
     def url(self, name: str) -> str:
@@ -51,7 +54,7 @@ class ModelServer(http.server.ThreadingHTTPServer):
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    """GET with optional Range; the first reply may stop halfway."""
+    """GET with optional Range; the first reply may stop halfway, or go silent."""
 
     server: ModelServer
     timeout = 5
@@ -76,6 +79,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
+        if self.server.stall:  # the first reply sends half, later ones nothing; then silence
+            if len(self.server.requests) == 1:
+                self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.server.release.wait(30)
+            self.close_connection = True
+            return
         if self.server.cut_first and len(self.server.requests) == 1:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
@@ -92,6 +102,7 @@ def server() -> Iterator[ModelServer]:
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
+    srv.release.set()
     srv.shutdown()
     srv.server_close()
     thread.join(5)
@@ -102,9 +113,7 @@ def test_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Registers vosk-small-en-us with a manifest of the tiny stand-in model; returns the manifest."""
     manifest = tmp_path / "test.manifest"
     manifest.write_text("".join(f"{blob(content)}  {name}\n" for name, content in FILES.items()))
-    spec = SpeechModelSpec(
-        "vosk-small-en-us", "test model", "http://127.0.0.1:9/unused.zip", FOLDER, manifest
-    )
+    spec = SpeechModelSpec("vosk-small-en-us", "test model", "http://127.0.0.1:9/unused.zip", FOLDER, manifest)
     monkeypatch.setattr(download, "SPEECH_MODELS", (spec,))
     return manifest
 
@@ -142,9 +151,7 @@ def test_shipped_manifest_lists_the_vosk_model() -> None:
     assert all(len(b) == 40 for b in manifest.values())
 
 
-def test_download_verifies_and_installs_with_progress(
-    tmp_path: Path, server: ModelServer, test_model: Path
-) -> None:
+def test_download_verifies_and_installs_with_progress(tmp_path: Path, server: ModelServer, test_model: Path) -> None:
     """A good archive is fetched with progress, verified file by file and moved into place."""
     server.files["m.zip"] = make_zip(tmp_path / "m.zip", FILES)
     dest = tmp_path / "models"
@@ -178,9 +185,7 @@ def test_corrupted_file_is_rejected_and_nothing_installed(
 
 def test_missing_file_is_rejected(tmp_path: Path, server: ModelServer, test_model: Path) -> None:
     """An archive without a manifest file fails verification."""
-    server.files["short.zip"] = make_zip(
-        tmp_path / "short.zip", {k: v for k, v in FILES.items() if k != "README"}
-    )
+    server.files["short.zip"] = make_zip(tmp_path / "short.zip", {k: v for k, v in FILES.items() if k != "README"})
     with pytest.raises(DownloadError, match="README: missing"):
         download_model("vosk-small-en-us", dest=tmp_path / "models", url=server.url("short.zip"))
     assert_nothing_installed(tmp_path / "models")
@@ -217,9 +222,7 @@ def test_archive_with_symlink_is_refused(tmp_path: Path, server: ModelServer, te
     assert_nothing_installed(tmp_path / "models")
 
 
-def test_interrupted_download_resumes_with_range(
-    tmp_path: Path, server: ModelServer, test_model: Path
-) -> None:
+def test_interrupted_download_resumes_with_range(tmp_path: Path, server: ModelServer, test_model: Path) -> None:
     """The server hangs up halfway; the next request asks for the rest with Range and the model installs."""
     server.files["m.zip"] = make_zip(tmp_path / "m.zip", FILES)
     server.cut_first = True
@@ -263,3 +266,74 @@ def test_models_commands(
     assert "present" in capsys.readouterr().out.splitlines()[0]
     assert main(["models", "download", "no-such-model"]) == 2
     assert capsys.readouterr().err.startswith("error: unknown model")
+
+
+@pytest.mark.parametrize("honour_range", [True, False])
+def test_silent_server_shows_the_stall_times_out_and_keeps_the_part(
+    tmp_path: Path, server: ModelServer, test_model: Path, monkeypatch: pytest.MonkeyPatch, honour_range: bool
+) -> None:
+    """Half the archive, then silence: stalls are reported, two silent tries end it, the part resumes later.
+
+    A server that ignores Range sends from the start again; the part file keeps its bytes all the same.
+    """
+    monkeypatch.setattr(download, "STALL_NOTICE_S", 0.5)
+    server.files["m.zip"] = make_zip(tmp_path / "m.zip", FILES)
+    half = len(server.files["m.zip"]) // 2
+    server.stall = True
+    server.honour_range = honour_range
+    dest = tmp_path / "models"
+    stalls: list[float] = []
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as caught:
+        download_model("vosk-small-en-us", dest=dest, url=server.url("m.zip"), timeout_s=1.5, stalled=stalls.append)
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert "stalled: the server sent nothing for 1.5 s (2 tries)" in message, message
+    part = dest / f"{FOLDER}.zip.part"
+    assert f"kept in {part}; run the same command again to resume" in message, message
+    assert part.stat().st_size == half
+    assert server.requests == [None, f"bytes={half}-"]
+    assert stalls and all(s >= 0.5 for s in stalls)
+    assert elapsed < 8, elapsed
+    assert not [t for t in threading.enumerate() if t.name == "fe-download-stall"]
+    # the server is well again: the same call resumes from the part file and installs
+    server.release.set()
+    server.stall = False
+    server.requests.clear()
+    folder = download_model("vosk-small-en-us", dest=dest, url=server.url("m.zip"))
+    assert server.requests == [f"bytes={half}-"]
+    assert (folder / "am" / "final.mdl").read_bytes() == FILES["am/final.mdl"]
+
+
+def test_models_download_command_says_it_stalled_and_how_to_resume(
+    tmp_path: Path,
+    server: ModelServer,
+    test_model: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What the user sees: the stall on the progress line, then one error naming the part file; exit 2."""
+    monkeypatch.setattr(download, "STALL_NOTICE_S", 0.5)
+    server.files["m.zip"] = make_zip(tmp_path / "m.zip", FILES)
+    server.stall = True
+    dest = tmp_path / "models"
+    argv = ["models", "download", "vosk-small-en-us", "--url", server.url("m.zip"), "--dest", str(dest)]
+    assert main([*argv, "--timeout", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "stalled, no data for 1 s" in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: download of ") and "stalled" in last, err
+    assert "run the same command again to resume" in last and "Traceback" not in err
+    server.release.set()
+    server.stall = False
+    assert main(argv) == 0
+    assert "verified and installed" in capsys.readouterr().out
+
+
+def test_models_download_timeout_is_bounded(capsys: pytest.CaptureFixture[str]) -> None:
+    """--timeout 0 or 1e6 is an argparse error (exit 2) with the allowed range."""
+    for value in ("0", "1e6", "soon"):
+        with pytest.raises(SystemExit) as caught:
+            main(["models", "download", "vosk-small-en-us", "--timeout", value])
+        assert caught.value.code == 2
+        assert "argument --timeout: must be" in capsys.readouterr().err

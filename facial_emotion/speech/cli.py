@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from typing import Any
 
 from facial_emotion.progress import ProgressBar
+from facial_emotion.speech.download import READ_TIMEOUT_S
 from facial_emotion.speech.recognizers import ENGINES
 
 
@@ -91,6 +93,47 @@ def _run_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class DownloadProgress:
+    """The byte progress bar, which also says "stalled, no data for N s" while the server is silent.
+
+    On a terminal the stall replaces the bar's line every second; elsewhere (logs, CI) a
+    line is printed when the stall starts and every 5 s after.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = ProgressBar(label, unit="bytes")
+        self._lock = threading.Lock()
+        self._done, self._total = 0, None
+        self._stall_width = 0
+        self._stall_shown_s = -1.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        """Bytes received so far (called by the download)."""
+        with self._lock:
+            self._done, self._total = done, total
+            if self._stall_width and self.bar.tty:
+                print("\r" + " " * self._stall_width, end="", file=sys.stderr)
+            self._stall_width, self._stall_shown_s = 0, -1.0
+            self.bar(done, total)
+
+    def stalled(self, seconds: float) -> None:
+        """The server has sent nothing for seconds (called once a second from a helper thread)."""
+        with self._lock:
+            have = f"{self._done / 1e6:.1f}" + (f"/{self._total / 1e6:.1f}" if self._total else "")
+            line = f"{self.label} {have} MB  stalled, no data for {seconds:.0f} s"
+            if self.bar.tty:
+                print("\r" + line.ljust(self._stall_width), end="", file=sys.stderr, flush=True)
+                self._stall_width = max(self._stall_width, len(line))
+            elif self._stall_shown_s < 0 or seconds - self._stall_shown_s >= 5:
+                print(line, file=sys.stderr, flush=True)
+                self._stall_shown_s = seconds
+
+    def finish(self) -> None:
+        """End the bar's line."""
+        self.bar.finish()
+
+
 def _run_models_download(args: argparse.Namespace) -> int:
     from facial_emotion.speech.download import DownloadError, download_model, model_spec
 
@@ -99,9 +142,16 @@ def _run_models_download(args: argparse.Namespace) -> int:
     except DownloadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    progress = ProgressBar(spec.key, unit="bytes")
+    progress = DownloadProgress(spec.key)
     try:
-        folder = download_model(spec.key, dest=args.dest, url=args.url, progress=progress)
+        folder = download_model(
+            spec.key,
+            dest=args.dest,
+            url=args.url,
+            progress=progress,
+            stalled=progress.stalled,
+            timeout_s=args.timeout,
+        )
     except DownloadError as exc:
         progress.finish()
         print(f"error: {exc}", file=sys.stderr)
@@ -113,6 +163,17 @@ def _run_models_download(args: argparse.Namespace) -> int:
     progress.finish()
     print(f"{spec.key}: verified and installed in {folder}")
     return 0
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: seconds from 1 to 600."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not 1 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 600 seconds; got {text}")
+    return value
 
 
 def _models_help(parser: argparse.ArgumentParser) -> Any:
@@ -153,4 +214,10 @@ def register(subparsers: Any) -> None:
     a.add_argument("name", help="model name, e.g. vosk-small-en-us")
     a.add_argument("--dest", metavar="DIR", help="install under this folder (default: the user data folder)")
     a.add_argument("--url", help="download from this URL instead of the official one")
+    a.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help=f"give up a try when the server sends nothing for this long, 1-600 (default {READ_TIMEOUT_S:g})",
+    )
     a.set_defaults(func=_run_models_download)

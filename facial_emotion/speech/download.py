@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +31,15 @@ VOSK_MODEL_ENV: Final[str] = "FACIAL_EMOTION_VOSK_MODEL"
 MAX_UNPACKED_BYTES: Final[int] = 2 * 1024**3
 """Refuse archives that claim to unpack to more than this (a zip bomb or the wrong file)."""
 READ_BYTES: Final[int] = 256 * 1024
+READ_TIMEOUT_S: Final[float] = 15.0
+"""A try ends when the server sends nothing for this long (connecting included)."""
+SILENT_TRIES: Final[int] = 2
+"""The download gives up after this many tries that ended in silence (30 s by default)."""
+STALL_NOTICE_S: Final[float] = 2.0
+"""Silences longer than this are reported to ``stalled`` once a second."""
 Progress = Callable[[int, int | None], None]
+Stalled = Callable[[float], None]
+"""Told the seconds since the last byte arrived, once a second while the server is silent."""
 
 
 class DownloadError(RuntimeError):
@@ -126,44 +135,114 @@ def verify_folder(folder: Path, manifest: dict[str, str]) -> list[str]:
     return problems
 
 
-def _fetch(url: str, part: Path, progress: Progress | None, *, retries: int, timeout_s: float) -> None:
-    """Download url into part, resuming from its current size with HTTP Range after a cut."""
+class _StallWatch:
+    """Calls ``stalled(seconds)`` once a second from a helper thread while no data arrives."""
+
+    def __init__(self, stalled: Stalled | None) -> None:
+        self._stalled = stalled
+        self._last = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="fe-download-stall", daemon=True)
+
+    def __enter__(self) -> _StallWatch:
+        if self._stalled is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def data(self) -> None:
+        """Bytes (or a new connection) arrived just now."""
+        self._last = time.monotonic()
+
+    def _watch(self) -> None:
+        assert self._stalled is not None
+        while not self._done.wait(1.0):
+            silent = time.monotonic() - self._last
+            if silent >= STALL_NOTICE_S:
+                self._stalled(silent)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+
+
+def _fetch(
+    url: str,
+    part: Path,
+    progress: Progress | None,
+    *,
+    retries: int,
+    timeout_s: float,
+    stalled: Stalled | None = None,
+    silent_tries: int = SILENT_TRIES,
+) -> None:
+    """Download url into part, resuming from its current size with HTTP Range after a cut.
+
+    Every try waits at most timeout_s for the next byte; silences are reported to
+    ``stalled``, and the download gives up after silent_tries tries ended silent.
+    """
     attempt = 0
-    while True:
-        have = part.stat().st_size if part.exists() else 0
-        request = urllib.request.Request(url, headers={"User-Agent": "facial-emotion"})
-        if have:
-            request.add_header("Range", f"bytes={have}-")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
-                if have and response.status != 206:  # the server ignored Range: start over
-                    log.info("server does not resume; downloading %s from the start", url)
-                    have = 0
-                length = response.headers.get("Content-Length")
-                total = have + int(length) if length and length.isdigit() else None
-                with part.open("ab" if have else "wb") as out:
-                    done = have
-                    if progress:
-                        progress(done, total)
-                    while block := response.read(READ_BYTES):
-                        out.write(block)
-                        done += len(block)
+    silent = 0
+    with _StallWatch(stalled) as watch:
+        while True:
+            have = part.stat().st_size if part.exists() else 0
+            request = urllib.request.Request(url, headers={"User-Agent": "facial-emotion"})
+            if have:
+                request.add_header("Range", f"bytes={have}-")
+            watch.data()
+            try:
+                with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                    watch.data()
+                    skip = 0
+                    if have and response.status != 206:
+                        # The server ignored Range and sends it all again: pass over the bytes the
+                        # part file holds, so a silence now does not cost what was fetched before.
+                        log.info("server does not resume; reading %s from the start", url)
+                        skip, have = have, 0
+                    length = response.headers.get("Content-Length")
+                    total = have + int(length) if length and length.isdigit() else None
+                    with part.open("ab") as out:
+                        done = have + skip
                         if progress:
                             progress(done, total)
-                if total is not None and done < total:
-                    raise http.client.IncompleteRead(b"", total - done)
-                return
-        except urllib.error.HTTPError as exc:
-            if exc.code == 416 and have:  # asked for bytes past the end: the part file is complete
-                return
-            if exc.code < 500 or attempt >= retries:
-                raise DownloadError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from exc
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            if attempt >= retries:
-                raise DownloadError(f"download of {url} failed after {attempt + 1} tries: {exc}") from exc
-            log.info("download interrupted (%s); resuming", exc)
-        attempt += 1
-        time.sleep(min(0.2 * 2**attempt, 5.0))
+                        read = have
+                        while block := response.read1(READ_BYTES):
+                            watch.data()
+                            fresh = block[max(0, skip - read) :]
+                            read += len(block)
+                            if fresh:
+                                out.write(fresh)
+                                out.flush()  # what arrived is on disk, to resume from
+                                done += len(fresh)
+                                if progress:
+                                    progress(done, total)
+                    if total is not None and done < total:
+                        raise http.client.IncompleteRead(b"", total - done)
+                    return
+            except urllib.error.HTTPError as exc:
+                if exc.code == 416 and have:  # asked for bytes past the end: the part file is complete
+                    return
+                if exc.code < 500 or attempt >= retries:
+                    raise DownloadError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from exc
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                if _is_timeout(exc):
+                    silent += 1
+                    if silent >= silent_tries or attempt >= retries:
+                        times = f" ({silent} tries)" if silent > 1 else ""
+                        raise DownloadError(
+                            f"download of {url} stalled: the server sent nothing for {timeout_s:g} s{times}"
+                        ) from exc
+                    log.info("no data for %g s; reconnecting", timeout_s)
+                elif attempt >= retries:
+                    raise DownloadError(f"download of {url} failed after {attempt + 1} tries: {exc}") from exc
+                else:
+                    log.info("download interrupted (%s); resuming", exc)
+            attempt += 1
+            time.sleep(min(0.2 * 2**attempt, 5.0))
 
 
 def _safe_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
@@ -174,12 +253,7 @@ def _safe_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
         name = info.filename
         path = PurePosixPath(name)
         mode = info.external_attr >> 16
-        if (
-            name.startswith(("/", "\\"))
-            or "\\" in name
-            or ".." in path.parts
-            or (len(name) > 1 and name[1] == ":")
-        ):
+        if name.startswith(("/", "\\")) or "\\" in name or ".." in path.parts or (len(name) > 1 and name[1] == ":"):
             raise DownloadError(f"archive refused: member {name!r} would be written outside the model folder")
         if stat.S_ISLNK(mode):
             raise DownloadError(f"archive refused: member {name!r} is a symbolic link")
@@ -224,14 +298,18 @@ def download_model(
     dest: str | Path | None = None,
     url: str | None = None,
     progress: Progress | None = None,
+    stalled: Stalled | None = None,
     retries: int = 3,
-    timeout_s: float = 30.0,
+    timeout_s: float | None = None,
+    silent_tries: int = SILENT_TRIES,
 ) -> Path:
     """Download, verify and install the model key; returns its folder (already there: no download).
 
     The archive is fetched to ``<dest>/<folder>.zip.part`` (resumed after a cut), unpacked into
     a temporary folder beside the target, every manifest file checked, and only then moved
-    into place. On any failure nothing is left installed.
+    into place. On any failure nothing is left installed. A download that fails on the way
+    (a silent server: ``timeout_s`` per try, default READ_TIMEOUT_S, ``silent_tries`` such tries)
+    keeps the part file, and the error says so: the same call resumes it.
     """
     spec = model_spec(key)
     root = Path(dest).expanduser() if dest else models_dir()
@@ -242,20 +320,32 @@ def download_model(
         return target
     root.mkdir(parents=True, exist_ok=True)
     part = root / f"{spec.folder}.zip.part"
-    _fetch(url or spec.url, part, progress, retries=retries, timeout_s=timeout_s)
+    try:
+        _fetch(
+            url or spec.url,
+            part,
+            progress,
+            retries=retries,
+            timeout_s=READ_TIMEOUT_S if timeout_s is None else timeout_s,
+            stalled=stalled,
+            silent_tries=silent_tries,
+        )
+    except DownloadError as exc:
+        kept = part.stat().st_size if part.is_file() else 0
+        if kept:
+            raise DownloadError(
+                f"{exc}. The {kept / 1e6:.1f} MB received are kept in {part}; run the same command again to resume"
+            ) from exc
+        raise
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.folder}-", dir=root))
     try:
         unpack_zip(part, staging)
         model = _model_root(staging, spec.folder)
         problems = verify_folder(model, manifest)
         if problems:
-            shown = "; ".join(problems[:3]) + (
-                f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-            )
+            shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
             raise DownloadError(f"the downloaded {key} failed verification: {shown}")
-        extra = [
-            p for p in model.rglob("*") if p.is_file() and p.relative_to(model).as_posix() not in manifest
-        ]
+        extra = [p for p in model.rglob("*") if p.is_file() and p.relative_to(model).as_posix() not in manifest]
         if extra:
             log.warning("%s: %d file(s) not in the manifest, kept: %s", key, len(extra), extra[0].name)
         if target.exists():
@@ -272,7 +362,4 @@ def download_model(
 
 def model_status() -> list[tuple[SpeechModelSpec, Path, bool]]:
     """Each registered model with its install folder and whether it is present there."""
-    return [
-        (spec, models_dir() / spec.folder, is_vosk_model(models_dir() / spec.folder))
-        for spec in SPEECH_MODELS
-    ]
+    return [(spec, models_dir() / spec.folder, is_vosk_model(models_dir() / spec.folder)) for spec in SPEECH_MODELS]

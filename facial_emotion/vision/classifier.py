@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
+import sys
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -12,9 +20,23 @@ from facial_emotion.types import NUM_EMOTIONS, EmotionScores
 
 log = logging.getLogger(__name__)
 
+_EXPECTED = "expected (48, 48, 1) -> (7,): 48x48 gray faces in, 7 emotion probabilities out"
+_NATIVE_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} [\d:. ]+\d+ \S+:\d+\] .*"  # absl INFO/WARNING lines (oneDNN, cpu_feature_guard)
+    r"|To enable the following instructions: .*"  # second line of cpu_feature_guard's notice
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)$"
+)
+_NATIVE_LOCK = threading.RLock()
+
 
 class ModelLoadError(RuntimeError):
-    """A model file is missing, unsafe or of the wrong shape."""
+    """A model file is missing, damaged or of the wrong shape; names the file and the reason."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot load emotion model {path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class EmotionClassifier(Protocol):
@@ -30,22 +52,117 @@ class EmotionClassifier(Protocol):
         ...
 
 
+@contextlib.contextmanager
+def quiet_native_logs() -> Iterator[None]:
+    """Drop TensorFlow's native INFO lines from stderr while loading (others are passed on).
+
+    TensorFlow's C++ side logs through absl, which ignores ``TF_CPP_MIN_LOG_LEVEL``: every
+    start printed the absl preamble, the oneDNN and CPU-feature notices (twice) and the
+    XNNPACK line. While ``TF_CPP_MIN_LOG_LEVEL`` is 1 or more (the command sets 2), file
+    descriptor 2 goes to a temporary file here and only the other lines are written back.
+    """
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip() in ("", "0"):
+        yield
+        return
+    with _NATIVE_LOCK, tempfile.TemporaryFile() as captured:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing to keep clean
+            yield
+            return
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not _NATIVE_NOISE.match(line.rstrip("\n")))
+            if kept:
+                os.write(2, kept.encode())
+
+
+def import_tensorflow() -> Any:
+    """The tensorflow module, imported (the first time) without its native log noise."""
+    if "tensorflow" not in sys.modules:
+        with quiet_native_logs():
+            import keras  # noqa: F401  (imports TensorFlow too)
+            import tensorflow  # noqa: F401
+    import tensorflow as tf
+
+    return tf
+
+
+def _check_file(path: Path) -> None:
+    """Raise ModelLoadError for what is plainly not a .keras file, before Keras sees it."""
+    if path.is_dir():
+        raise ModelLoadError(path, "it is a folder, not a .keras file")
+    if not path.exists():
+        raise ModelLoadError(path, "file not found")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ModelLoadError(path, f"cannot read it ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ModelLoadError(path, "the file is empty (0 bytes)")
+    if path.suffix.lower() == ".tflite":
+        raise ModelLoadError(path, "give the .keras file; its .tflite twin beside it is used by itself")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return  # legacy HDF5: Keras says what is wrong with it
+    try:
+        if not zipfile.is_zipfile(path):
+            raise ModelLoadError(
+                path,
+                f"not a .keras model: its {size} bytes are not a whole zip archive (cut short, damaged or not a model)",
+            )
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names:
+                raise ModelLoadError(path, "not a .keras model (a zip archive without config.json)")
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelLoadError(path, f"the archive is damaged ({exc})") from exc
+    if bad is not None:
+        raise ModelLoadError(path, f"the archive is damaged ({bad} fails its checksum)")
+
+
+def _shape(shape: Any) -> tuple[Any, ...] | str:
+    """A model's per-sample input or output shape, or a word for several."""
+    if isinstance(shape, list):
+        return f"{len(shape)} tensors" if len(shape) != 1 else _shape(shape[0])
+    return tuple(shape[1:])
+
+
 def load_keras_model(path: Path) -> Any:
-    """Load a .keras file with safe_mode (no arbitrary code) or raise ModelLoadError."""
-    if not path.is_file():
-        raise ModelLoadError(f"emotion model {path} not found")
+    """Load a .keras file with safe_mode (no arbitrary code) or raise ModelLoadError.
+
+    The model must take (N, 48, 48, 1) raw gray faces and give (N, 7) probabilities;
+    a probe batch checks the latter (a model without a softmax is refused).
+    """
+    path = Path(path)
+    _check_file(path)
+    import_tensorflow()
     import keras
 
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # keras raises many types for bad files
-        raise ModelLoadError(f"cannot load emotion model {path}: {exc}") from exc
-    in_shape = tuple(model.input_shape[1:])
-    out_shape = tuple(model.output_shape[1:])
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(path, f"Keras cannot read it: {reason}") from exc
+    in_shape, out_shape = _shape(model.input_shape), _shape(model.output_shape)
     if in_shape != (48, 48, 1) or out_shape != (NUM_EMOTIONS,):
-        raise ModelLoadError(
-            f"emotion model {path} takes {in_shape} and gives {out_shape}; expected (48, 48, 1) -> (7,)"
-        )
+        raise ModelLoadError(path, f"it takes {in_shape} and gives {out_shape}; {_EXPECTED}")
+    try:
+        probe = np.asarray(model(np.zeros((2, 48, 48, 1), dtype=np.float32), training=False))
+    except Exception as exc:  # a model that cannot run is as bad as one that cannot load
+        raise ModelLoadError(path, f"it fails on a probe batch: {exc}") from exc
+    if not (np.all(np.isfinite(probe)) and np.all(probe >= -1e-6) and np.allclose(probe.sum(axis=1), 1, atol=1e-3)):
+        raise ModelLoadError(path, "its outputs are not probabilities (rows must sum to 1: end it with a softmax)")
     return model
 
 
@@ -59,10 +176,9 @@ class KerasEmotionClassifier:
     """
 
     def __init__(self, path: Path) -> None:
-        import tensorflow as tf
-
         self.path = path
         self._model = load_keras_model(path)
+        tf = import_tensorflow()
         model = self._model
 
         @tf.function(input_signature=[tf.TensorSpec([None, 48, 48, 1], tf.float32)], reduce_retracing=True)
@@ -87,9 +203,8 @@ class KerasEmotionClassifier:
 
 def export_tflite(keras_path: Path, dest: Path | None = None) -> Path:
     """Convert a .keras emotion model to TFLite beside it (the fast CPU form); the new file's path."""
-    import tensorflow as tf
-
     model = load_keras_model(keras_path)
+    tf = import_tensorflow()
     flat = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     out = dest or keras_path.with_suffix(".tflite")
     tmp = out.with_suffix(".tflite.tmp")
@@ -106,23 +221,25 @@ class TFLiteEmotionClassifier:
     """
 
     def __init__(self, path: Path, *, threads: int = 2) -> None:
-        import tensorflow as tf
-
-        self.path = path
         import warnings
 
+        self.path = path
+        tf = import_tensorflow()
         try:
-            with warnings.catch_warnings():  # TF 2.21 warns that tf.lite moves to ai-edge-litert
+            with warnings.catch_warnings(), quiet_native_logs():  # TF 2.21 warns that tf.lite moves to ai-edge-litert
                 warnings.simplefilter("ignore", UserWarning)
                 self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
+                self._interpreter.allocate_tensors()  # the XNNPACK delegate is made (and logged) here
         except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"cannot load emotion model {path}: {exc}") from exc
+            raise ModelLoadError(path, str(exc)) from exc
         detail_in = self._interpreter.get_input_details()[0]
         detail_out = self._interpreter.get_output_details()[0]
-        if tuple(detail_in["shape"][1:]) != (48, 48, 1) or tuple(detail_out["shape"][1:]) != (NUM_EMOTIONS,):
-            raise ModelLoadError(f"emotion model {path} does not take 48x48x1 faces to 7 classes")
+        in_shape = tuple(int(d) for d in detail_in["shape"][1:])
+        out_shape = tuple(int(d) for d in detail_out["shape"][1:])
+        if in_shape != (48, 48, 1) or out_shape != (NUM_EMOTIONS,):
+            raise ModelLoadError(path, f"it takes {in_shape} and gives {out_shape}; {_EXPECTED}")
         self._in, self._out = detail_in["index"], detail_out["index"]
-        self._batch = 0
+        self._batch = int(detail_in["shape"][0])
 
     def classify(self, faces: np.ndarray) -> np.ndarray:
         """(N, 7) probabilities for (N, 48, 48) uint8 faces."""
@@ -174,10 +291,14 @@ class EmotionSmoother:
         return cur
 
     def forget(self, keep: set[int]) -> None:
-        """Drop the state of tracks not in keep."""
+        """Drop the state of tracks not in keep (the pipeline passes the live tracks every frame)."""
         for tid in list(self._state):
             if tid not in keep:
                 del self._state[tid]
+
+    def __len__(self) -> int:
+        """Tracks with a smoothed state."""
+        return len(self._state)
 
 
 def to_scores(probabilities: np.ndarray) -> EmotionScores:
