@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 ResultListener = Callable[[FrameResult], None]
 
+LOAD_WAIT_S: Final[float] = 20.0
+"""How long stop() waits for an inference thread that is still loading its models."""
 MAX_EVENTS: Final[int] = 256
 """Events kept for ``poll_events``; when nobody polls, the oldest go first."""
 DEFAULT_FRAME_MS: Final[float] = 1000.0 / 30.0
@@ -442,6 +444,12 @@ class Engine:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         alive = [t for t in self._threads if t.is_alive()]
+        if alive and not self._ready.is_set():
+            # Still loading the models (TensorFlow's import takes seconds): the inference
+            # thread checks the stop flag as soon as the load returns, so wait for that.
+            for thread in alive:
+                thread.join(LOAD_WAIT_S)
+            alive = [t for t in alive if t.is_alive()]
         if alive:
             log.warning("threads still running after %.1f s: %s", timeout_s, [t.name for t in alive])
         self._stragglers += alive
