@@ -9,6 +9,7 @@ installed. Nothing here blocks the GUI thread: recognition runs on its own threa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from facial_emotion.engine import Engine
 from facial_emotion.fusion import Mood, MoodFuser
 from facial_emotion.settings import Settings
 from facial_emotion.sources import clock_ms
+from facial_emotion.speech.playback import FileSound
 from facial_emotion.types import Utterance
 
 log = logging.getLogger(__name__)
@@ -148,10 +150,14 @@ class SpeechController(QObject):
         self._transcriber: Any = None
         self._file_utterances: list[Utterance] = []
         self._file_shown = 0
+        self._file_sound: FileSound | None = None
+        self._file_path: str | None = None
         self._ticket = 0
         self._source_info: object = None
         self._progress: QProgressDialog | None = None
         self._build_menu(window.menu("speech") if hasattr(window, "menu") else window.menuBar().addMenu("S&peech"))
+        if self.listening:  # ticked from the saved settings: never "Speech is off" beside a tick
+            self.panel.status.setText("Speech is on: waiting for a source")
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._on_tick)
         self._timer.start(100)
@@ -244,6 +250,9 @@ class SpeechController(QObject):
             self._transcriber = None
         self._file_utterances = []
         self._file_shown = 0
+        if self._file_sound is not None:
+            self._file_sound.close()
+            self._file_sound = None
         self.panel.show_partial("")
 
     def _restart(self) -> None:
@@ -294,6 +303,7 @@ class SpeechController(QObject):
         if not path or not Path(path).is_file():
             self.panel.status.setText("Speech: this source has no sound track")
             return
+        self._file_path = path
         self.panel.status.setText(f"Transcribing the sound of {Path(path).name}...")
         self.dock.raise_()
         ticket, engine = self._ticket, self.settings_getter().speech_engine
@@ -315,11 +325,15 @@ class SpeechController(QObject):
             self.panel.status.setText(f"No speech: {error}")
             return
         self._file_utterances = sorted(utterances or [], key=lambda u: u.start_ms)
+        if self.recorder is not None and self._file_path:
+            self._file_sound = FileSound(self._file_path, self.recorder.add_audio)
         for utterance in self._file_utterances:
             self.fuser.add_utterance(utterance)  # each counts only from its start on the video's clock
         self.panel.status.setText(f"{len(self._file_utterances)} utterance(s) in the sound track")
 
     def _on_tick(self) -> None:
+        if self.listen_action.isChecked() != self.listening:  # the settings changed elsewhere (--mic)
+            self.listen_action.setChecked(self.listening)  # toggled: restarts speech to match
         info = getattr(self.window, "source_info", None)
         if info is not self._source_info:
             self._source_info = info
@@ -338,15 +352,29 @@ class SpeechController(QObject):
                 self.panel.status.setText(f"Speech stopped: {self._transcriber.error}")
                 self._transcriber = None
         elif self._file_utterances and t_ms is not None:
-            self._show_file_subtitles(t_ms)
+            self._show_file_subtitles(t_ms, result.frame.timestamp_ms - t_ms)
+        if self._file_sound is not None and t_ms is not None:
+            self._file_sound.feed(t_ms, result.frame.timestamp_ms - t_ms)
         self.panel.show_mood(self.fuser.scene_mood(t_ms) if t_ms is not None and self.fuser.track_ids() else None)
 
-    def _show_file_subtitles(self, t_ms: float) -> None:
-        """Subtitles of a file follow its clock (the transcript was made ahead of playback)."""
+    def _show_file_subtitles(self, t_ms: float, offset_ms: float) -> None:
+        """Subtitles of a file follow its clock (the transcript was made ahead of playback).
+
+        Each utterance, as playback reaches it, also goes to the recording on session time
+        (``offset_ms``: session time minus the file's time in this pass), so a recording of
+        a video file keeps what was said in it, pass after pass.
+        """
         while (
             self._file_shown < len(self._file_utterances) and self._file_utterances[self._file_shown].start_ms <= t_ms
         ):
-            self.panel.show_final(self._file_utterances[self._file_shown])
+            utterance = self._file_utterances[self._file_shown]
+            self.panel.show_final(utterance)
+            if self.recorder is not None:
+                self.recorder.add_utterance(
+                    dataclasses.replace(
+                        utterance, start_ms=utterance.start_ms + offset_ms, end_ms=utterance.end_ms + offset_ms
+                    )
+                )
             self._file_shown += 1
         if self._file_shown and t_ms > self._file_utterances[self._file_shown - 1].end_ms + SUBTITLE_HOLD_MS:
             self.panel.subtitle.setText("")
