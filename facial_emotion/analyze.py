@@ -116,13 +116,7 @@ class AnnotatedOutput:
         if isinstance(writer, cv2.VideoWriter):
             writer.release()
             return
-        writer.close()
-        # ffmpeg exits 0 when only closing the file failed (a full disk at the last
-        # fragment); its last error line is the word that the end is missing.
-        errors = [line for line in getattr(writer, "_errors", ()) if line]
-        if errors:
-            code = errno.ENOSPC if "space left" in errors[-1].lower() else errno.EIO
-            raise OSError(code, f"video encoder stopped: {errors[-1]}")
+        writer.close()  # raises OSError when ffmpeg could not write the end of the file
 
 
 def _imwrite(path: Path, image: Any) -> None:

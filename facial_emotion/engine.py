@@ -436,8 +436,11 @@ class Engine:
         for thread in self._threads:
             thread.start()
 
-    def stop(self, timeout_s: float = 2.0) -> bool:
-        """Stop the threads and close the source; True when every thread ended in time."""
+    def stop(self, timeout_s: float = 2.0, *, load_wait_s: float = LOAD_WAIT_S) -> bool:
+        """Stop the threads and close the source; True when every thread ended in time.
+
+        An inference thread still loading its models gets ``load_wait_s`` more to finish.
+        """
         self._stop.set()
         self._wake.set()
         deadline = time.monotonic() + timeout_s
@@ -448,7 +451,7 @@ class Engine:
             # Still loading the models (TensorFlow's import takes seconds): the inference
             # thread checks the stop flag as soon as the load returns, so wait for that.
             for thread in alive:
-                thread.join(LOAD_WAIT_S)
+                thread.join(load_wait_s)
             alive = [t for t in alive if t.is_alive()]
         if alive:
             log.warning("threads still running after %.1f s: %s", timeout_s, [t.name for t in alive])

@@ -6,7 +6,12 @@ frame, the live view never waits). One recorder thread does every write: the
 annotated (and optionally clean) video through an ``ffmpeg`` pipe as fragmented mp4
 that stays playable up to a crash, ``frames.csv`` a frame at a time, ``audio.wav``,
 ``transcript.jsonl``. A write error (a full disk) stops the recording with a message
-and keeps what was written; ``stop()`` finishes the folder (see ``recovery``).
+and keeps what was written, and ``session.json`` says why (``stop_reason``);
+``stop()`` finishes the folder (see ``recovery``).
+
+``start()`` creates the folder at once with an exclusive ``mkdir`` (``-2``, ``-3``, …
+on a collision), so two recorders started in the same second, in one process or
+two, never share a folder.
 """
 
 from __future__ import annotations
@@ -26,9 +31,17 @@ from pathlib import Path
 from typing import Any, Final
 
 from facial_emotion import __version__
-from facial_emotion.atomic import write_json_atomic
 from facial_emotion.recording_files import SessionWriter
-from facial_emotion.recovery import MARKER_FILE, SESSION_FILE, finish_session, mark_active
+from facial_emotion.recovery import (
+    SESSION_RESERVE_BYTES,
+    STOP_DISK_FULL,
+    STOP_REASON_KEY,
+    STOP_WRITE_ERROR,
+    finish_session,
+    mark_active,
+    write_marker,
+    write_session_info,
+)
 from facial_emotion.settings import Settings
 from facial_emotion.types import FrameResult, Utterance
 
@@ -40,6 +53,7 @@ AUX_QUEUE_ITEMS: Final = 4096
 FLUSH_EVERY_S: Final = 1.0
 MIN_FREE_BYTES: Final = 64 * 2**20
 """Below this much free space the recording stops before the disk is full."""
+MAX_NAME_SUFFIX: Final = 1000
 
 WriterFactory = Callable[..., SessionWriter]
 
@@ -92,8 +106,7 @@ class SessionRecorder:
     ) -> None:
         self.root = Path(root).expanduser()
         self.settings = settings or Settings()
-        extra = self.settings.extra or {}
-        self.clean_video = bool(extra.get("record_clean_video", False)) if clean_video is None else clean_video
+        self.clean_video = self.settings.record_clean_video if clean_video is None else clean_video
         self.fps = fps
         self.source_name = source_name
         self.on_error = on_error
@@ -117,19 +130,27 @@ class SessionRecorder:
         self.error: str | None = None
         self._t0 = 0.0
         self._t_end: float | None = None
+        self._opened = False
+        self._created = False
 
     # -- any thread ------------------------------------------------------------------
 
     def start(self, *, extra_info: dict[str, Any] | None = None) -> Path:
-        """Begin a session; returns its folder (created on the recorder thread)."""
+        """Begin a session; returns its folder, created here with its ``.recording`` marker.
+
+        A folder that cannot be created (no permission, read-only media) does not raise:
+        ``error`` says why at once, and the recorder thread ends without writing.
+        """
         if self._thread is not None:
             raise RuntimeError("this recorder has already been started")
         now = datetime.now().astimezone()
         folder = self.root / session_name(now)
-        suffix = 2
-        while folder.exists():
-            folder = self.root / f"{session_name(now)}-{suffix}"
-            suffix += 1
+        failure: str | None = None
+        try:
+            folder = self._create_folder(session_name(now))
+        except OSError as exc:
+            failure = f"cannot create a session folder in {self.root}: {exc.strerror or exc}"
+            folder = self.folder or folder  # the one made before the marker failed, if any
         self.folder = folder
         mark_active(folder, True)
         s = self.settings
@@ -155,6 +176,8 @@ class SessionRecorder:
             **(extra_info or {}),
         }
         self._t0 = time.monotonic()
+        if failure is not None:
+            self._fail(failure, STOP_WRITE_ERROR)
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name="fe-recorder", daemon=True)
         self._thread.start()
@@ -240,14 +263,35 @@ class SessionRecorder:
 
     # -- recorder thread ----------------------------------------------------------------
 
-    def _fail(self, message: str) -> None:
+    def _create_folder(self, name: str) -> Path:
+        """mkdir the session folder exclusively (a suffix on collision) and mark it as ours."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, MAX_NAME_SUFFIX):
+            folder = self.root / (name if n == 1 else f"{name}-{n}")
+            try:
+                os.mkdir(folder, 0o700)
+            except FileExistsError:
+                continue
+            self.folder, self._created = folder, True
+            folder.chmod(0o700)  # the umask may have cleared bits; sessions are private
+            write_marker(folder)
+            return folder
+        raise OSError(errno.EEXIST, f"{MAX_NAME_SUFFIX} sessions named {name} already exist")
+
+    def _fail(self, message: str, reason: str = STOP_WRITE_ERROR) -> None:
         if self.error is None:
             self.error = message
             self.info["error"] = message
+            self.info[STOP_REASON_KEY] = reason
             log.error("recording stopped: %s", message)
             self._accepting = False
             if self._t_end is None:
                 self._t_end = time.monotonic()
+            if self.folder is not None and self._opened:
+                try:  # the reason is on disk now, even if finishing fails or is killed
+                    write_session_info(self.folder, self.info)
+                except OSError as exc:
+                    log.error("cannot note the error in %s: %s", self.folder, exc.strerror or exc)
             if self.on_error is not None:
                 try:
                     self.on_error(message)
@@ -255,21 +299,19 @@ class SessionRecorder:
                     log.exception("recording error callback failed")
 
     def _open(self, folder: Path) -> SessionWriter:
-        self.root.mkdir(parents=True, exist_ok=True)
-        folder.mkdir(mode=0o700)
-        folder.chmod(0o700)  # the umask may have cleared bits; sessions are private
-        (folder / MARKER_FILE).write_text(f"{os.getpid()}\n")
-        write_json_atomic(folder / SESSION_FILE, self.info)
+        write_session_info(folder, self.info, reserve_bytes=SESSION_RESERVE_BYTES)
+        self._opened = True
         return self._writer_factory(folder, fps=self.fps, clean_video=self.clean_video)
 
     def _run(self) -> None:
         assert self.folder is not None
         folder = self.folder
         writer: SessionWriter | None = None
-        try:
-            writer = self._open(folder)
-        except OSError as exc:
-            self._fail(f"cannot create the session folder {folder}: {exc.strerror or exc}")
+        if self.error is None:
+            try:
+                writer = self._open(folder)
+            except OSError as exc:
+                self._fail(f"cannot write the session folder {folder}: {exc.strerror or exc}", self._reason(exc))
         last_flush = time.monotonic()
         while writer is not None:
             try:
@@ -289,7 +331,7 @@ class SessionRecorder:
                     writer.flush()
                     self._check_space(folder)
             except OSError as exc:
-                self._fail(self._describe(exc))
+                self._fail(self._describe(exc), self._reason(exc))
             if (self._stop.is_set() and self._frames.empty()) or self.error is not None:
                 self._drain_aux(writer, quiet=True)
                 break
@@ -311,12 +353,16 @@ class SessionRecorder:
             except OSError as exc:
                 if not quiet:
                     raise
-                self._fail(self._describe(exc))
+                self._fail(self._describe(exc), self._reason(exc))
 
     def _check_space(self, folder: Path) -> None:
         free = shutil.disk_usage(folder).free
         if free < self.min_free_bytes:
             raise OSError(errno.ENOSPC, f"only {free // 2**20} MiB left on the disk")
+
+    @staticmethod
+    def _reason(exc: OSError) -> str:
+        return STOP_DISK_FULL if exc.errno in (errno.ENOSPC, errno.EDQUOT) else STOP_WRITE_ERROR
 
     def _describe(self, exc: OSError) -> str:
         if exc.errno == errno.ENOSPC:
@@ -333,7 +379,7 @@ class SessionRecorder:
             try:
                 writer.close()
             except OSError as exc:
-                self._fail(self._describe(exc))
+                self._fail(self._describe(exc), self._reason(exc))
             info.update(writer.counts())
         info.update(
             duration_s=round(self._t_end - self._t0, 3),
@@ -343,7 +389,7 @@ class SessionRecorder:
             error=self.error,
         )
         try:
-            if folder.is_dir():
+            if self._created and folder.is_dir():  # never a folder this recorder did not make
                 self.info = finish_session(folder, info, recovered=False)
         except OSError as exc:
             log.error("cannot finish %s (the next start will): %s", folder, exc)

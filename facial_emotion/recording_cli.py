@@ -1,9 +1,17 @@
-"""Subcommands ``record`` (headless session recording) and ``report`` (rebuild a session's report)."""
+"""Subcommands ``record`` (headless session recording) and ``report`` (rebuild a session's report).
+
+Exit codes: 0 done; 2 the input cannot be used (no such source, not a session folder,
+a folder this user may not read); 3 the output cannot be written (no permission,
+read-only media, a full disk); 4 the source failed while recording. Every error is
+one line on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import shutil
 import signal
 import subprocess
@@ -16,6 +24,38 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 AUDIO_CHUNK_MS = 100
+EXIT_INPUT = 2
+EXIT_OUTPUT = 3
+EXIT_SOURCE = 4
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An OSError as one line: what went wrong and the path it concerns."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        reason = "the disk is full"
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def resolve_source(spec: str) -> tuple[str | Path, str]:
+    """What ``record SOURCE`` opens, and a note that says which it took.
+
+    An existing file or folder is a path, even when its name is a number; a bare
+    integer is a camera index only when no such path exists.
+    """
+    path = Path(spec).expanduser()
+    try:
+        exists = path.exists()
+    except OSError:
+        exists = False
+    if exists:
+        kind = "folder" if path.is_dir() else "file"
+        if spec.strip().isdigit():
+            return path, f"note: reading the {kind} {path} (not camera {spec.strip()})"
+        return path, ""
+    if spec.strip().isdigit():
+        return spec.strip(), f"note: no file or folder named {spec.strip()}; opening camera {spec.strip()}"
+    return spec, ""
 
 
 def register(subparsers: Any) -> None:
@@ -38,19 +78,33 @@ def register(subparsers: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Recover the folder if it was left unfinished, else rebuild its report."""
-    from facial_emotion.recovery import is_active, is_unfinished, recover_session
+    from facial_emotion.recovery import FRAMES_FILE, check_writable, is_active, is_unfinished, recover_session
     from facial_emotion.report import build_report
 
     folder = Path(args.folder).expanduser()
-    if not folder.is_dir():
-        print(f"error: {folder} is not a folder", file=sys.stderr)
-        return 2
-    if not (folder / "frames.csv").is_file():
-        print(f"error: {folder} holds no frames.csv (not a session folder)", file=sys.stderr)
-        return 2
-    if is_active(folder):
-        print(f"error: {folder} is being recorded by a running program", file=sys.stderr)
-        return 2
+    try:
+        if not folder.is_dir():
+            print(f"error: {folder} is not a folder", file=sys.stderr)
+            return EXIT_INPUT
+        table = folder / FRAMES_FILE
+        for path, mode in ((folder, os.R_OK | os.X_OK), (table, os.R_OK)):
+            if os.path.exists(path) and not os.access(path, mode):
+                print(f"error: cannot read {path}: permission denied", file=sys.stderr)
+                return EXIT_INPUT
+        if not table.is_file():
+            print(f"error: {folder} holds no {FRAMES_FILE} (not a session folder)", file=sys.stderr)
+            return EXIT_INPUT
+        if is_active(folder):
+            print(f"error: {folder} is being recorded by a running program", file=sys.stderr)
+            return EXIT_INPUT
+    except OSError as exc:
+        print(f"error: cannot read {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        check_writable(folder)
+    except OSError as exc:
+        print(f"error: cannot write the report of {folder}: {exc.strerror}", file=sys.stderr)
+        return EXIT_OUTPUT
     try:
         if is_unfinished(folder):
             info = recover_session(folder)
@@ -59,8 +113,11 @@ def run_report(args: argparse.Namespace) -> int:
         else:
             path = build_report(folder)
     except OSError as exc:
-        print(f"error: cannot write to {folder}: {exc}", file=sys.stderr)
-        return 3
+        if exc.filename and os.path.exists(exc.filename) and not os.access(exc.filename, os.R_OK):
+            print(f"error: cannot read {describe_os_error(exc)}", file=sys.stderr)
+            return EXIT_INPUT
+        print(f"error: cannot write the report: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_OUTPUT
     print(path)
     return 0
 
@@ -108,13 +165,19 @@ def run_record(args: argparse.Namespace) -> int:
     settings = _settings_from_args(args)
     if args.seconds is not None and args.seconds <= 0:
         print("error: --seconds must be positive", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
+    spec, note = resolve_source(str(args.source))
+    if note:
+        print(note, file=sys.stderr)
     try:
-        source = open_source(args.source)
+        source = open_source(spec)
         pcm = read_pcm16k(Path(args.audio)) if args.audio else None
-    except (SourceError, OSError) as exc:
+    except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_INPUT
     if settings.emotion and not settings.emotion_model_path and not DEFAULT_EMOTION_MODEL.is_file():
         print(f"note: no emotion model at {DEFAULT_EMOTION_MODEL}; emotions are off", file=sys.stderr)
         settings = settings.replace(emotion=None)
@@ -127,16 +190,21 @@ def run_record(args: argparse.Namespace) -> int:
         settings=settings,
         clean_video=args.clean_video,
         fps=source.fps,
-        source_name=str(args.source),
+        source_name=str(spec),
         lossless=not realtime,
     )
+    folder = recorder.start(extra_info={"realtime": realtime})
+    if recorder.error is not None:  # no folder (no permission, read-only media): nothing to run
+        recorder.stop()
+        source.close()
+        print(f"error: {recorder.error}", file=sys.stderr)
+        return EXIT_OUTPUT
     engine = Engine(settings, realtime=realtime)
     engine.open(source)
     engine.add_listener(recorder.add_result)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    folder = recorder.start(extra_info={"realtime": realtime})
     print(f"recording to {folder}", flush=True)
     fed = 0
     engine.start()
@@ -150,7 +218,7 @@ def run_record(args: argparse.Namespace) -> int:
             failed = [e for e in events if isinstance(e, SourceFailed)]
             if failed:
                 print(f"error: {failed[0].message}", file=sys.stderr)
-                code = 4
+                code = EXIT_SOURCE
                 break
             if any(isinstance(e, SourceEnded) for e in events):
                 _wait_processed(engine)
@@ -169,7 +237,7 @@ def run_record(args: argparse.Namespace) -> int:
     recorder.stop(extra_info={"engine_captured": stats.captured, "engine_dropped": stats.dropped})
     if recorder.error:
         print(f"error: {recorder.error}", file=sys.stderr)
-        code = 3
+        code = EXIT_OUTPUT
     print(f"{recorder.written} frames ({recorder.dropped} dropped by the recorder) -> {folder}")
     return code
 

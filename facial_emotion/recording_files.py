@@ -3,7 +3,7 @@
 - ``video.mp4`` (and ``video_clean.mp4``): raw BGR frames piped to ``ffmpeg``, which
   writes fragmented mp4 (a fragment a second), so a crash loses at most the last second;
 - ``frames.csv``: the columns of ``analyze``, one unbuffered write per frame, so a
-  crash never leaves half a row;
+  crash never leaves half a row; its times never go back (see ``SessionClock``);
 - ``audio.wav``: 16 kHz mono int16, header kept current at every flush;
 - ``transcript.jsonl``: one final utterance per line.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import errno
 import functools
 import io
@@ -26,7 +27,14 @@ from typing import IO, Any, Final
 
 import numpy as np
 
-from facial_emotion.recovery import AUDIO_FILE, CLEAN_VIDEO_FILE, VIDEO_FILE, fix_wav_header
+from facial_emotion.recovery import (
+    AUDIO_FILE,
+    CLEAN_VIDEO_FILE,
+    FRAMES_FILE,
+    TRANSCRIPT_FILE,
+    VIDEO_FILE,
+    fix_wav_header,
+)
 from facial_emotion.tables import FRAME_COLUMNS, frame_rows
 from facial_emotion.types import FrameResult, Utterance
 
@@ -88,6 +96,51 @@ def utterance_json(utterance: Utterance) -> dict[str, Any]:
         "sentiment": None if s is None else s.compound,
         "label": None if s is None else s.label,
     }
+
+
+class SessionClock:
+    """Keeps a recording's frame index and time monotonic whatever the input does.
+
+    The engine sends session time that never goes back, with ``pass_index`` counting
+    loops and source changes. Should a frame still come with an index or time that goes
+    back (a loop the engine did not mark), this clock shifts it to one frame step after
+    the last frame written and starts a new pass.
+    """
+
+    def __init__(self, fps: float | None = None) -> None:
+        self._step_ms = 1000.0 / fps if fps else None
+        self._last: tuple[int, float] | None = None  # index and time as written
+        self._offset_index = 0
+        self._offset_ms = 0.0
+        self._extra_passes = 0
+        self._last_input_pass = 0
+
+    def __call__(self, result: FrameResult) -> FrameResult:
+        """The result with its frame's index, time and pass made monotonic."""
+        frame = result.frame
+        index = frame.index + self._offset_index
+        t_ms = frame.timestamp_ms + self._offset_ms
+        new_pass = frame.pass_index != self._last_input_pass
+        if self._last is not None:
+            last_index, last_ms = self._last
+            step_ms = self._step_ms or 1000.0 / 30.0
+            if t_ms < last_ms:
+                self._offset_ms += last_ms + step_ms - t_ms
+                t_ms = last_ms + step_ms
+                if not new_pass:  # the input went back without saying so: a pass of our own
+                    self._extra_passes += 1
+            elif self._step_ms is None and t_ms > last_ms:
+                self._step_ms = min(t_ms - last_ms, 1000.0)
+            if index <= last_index:
+                self._offset_index += last_index + 1 - index
+                index = last_index + 1
+        self._last_input_pass = frame.pass_index
+        pass_index = frame.pass_index + self._extra_passes
+        self._last = (index, t_ms)
+        if (index, t_ms, pass_index) == (frame.index, frame.timestamp_ms, frame.pass_index):
+            return result
+        frame = dataclasses.replace(frame, index=index, timestamp_ms=t_ms, pass_index=pass_index)
+        return dataclasses.replace(result, frame=frame)
 
 
 class VideoPipeWriter:
@@ -174,7 +227,9 @@ class VideoPipeWriter:
             self._proc.kill()
             rc = self._proc.wait()
         self._drain.join(1.0)
-        if rc != 0:
+        # ffmpeg exits 0 when only closing the file failed (a full disk at the last fragment):
+        # at its "error" log level any line it printed means the end of the file is missing.
+        if rc != 0 or any(self._errors):
             raise self._error()
 
 
@@ -216,8 +271,9 @@ class SessionWriter:
 
     def __init__(self, folder: Path, *, fps: float | None = None, clean_video: bool = False) -> None:
         self.folder, self.fps, self.clean_video = folder, fps, clean_video
-        self._csv = _open_text(folder / "frames.csv", ",".join(FRAME_COLUMNS) + "\r\n")
-        self._transcript = _open_text(folder / "transcript.jsonl")
+        self._csv = _open_text(folder / FRAMES_FILE, ",".join(FRAME_COLUMNS) + "\r\n")
+        self._transcript = _open_text(folder / TRANSCRIPT_FILE)
+        self._clock = SessionClock(fps)
         self._videos: dict[str, VideoPipeWriter] = {}
         self._pending: list[FrameResult] = []
         self._wav: WavWriter | None = None
@@ -229,6 +285,7 @@ class SessionWriter:
 
     def write_result(self, result: FrameResult) -> None:
         """One frame: its rows at once, its images once the rate is known."""
+        result = self._clock(result)
         rows = frame_rows(result)
         if rows:
             buf = io.StringIO()

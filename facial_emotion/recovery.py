@@ -1,15 +1,18 @@
 """Finishing session folders: after a normal stop, and after a crash (found at the next start).
 
 A folder is unfinished while its ``session.json`` lacks ``finished: true``; the
-``.recording`` marker names the process that writes it, so a session that another
+``.recording`` marker names the process that writes it (its PID and start time, so a
+PID that was reused by another program does not count), so a session that another
 running process is still recording is left alone. Finishing fixes the WAV header,
 drops a half-written last line of the text files, remuxes the fragmented video into
 a normal mp4 (with the audio, keeping the original until the new file is complete),
-rebuilds the report and writes ``session.json``.
+rebuilds the report and writes ``session.json``. A folder on read-only media (or one
+this user may not write) is left exactly as it is, with an error that says so.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -20,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from facial_emotion.atomic import write_json_atomic
+from facial_emotion.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,18 @@ MARKER_FILE: Final = ".recording"
 VIDEO_FILE: Final = "video.mp4"
 CLEAN_VIDEO_FILE: Final = "video_clean.mp4"
 AUDIO_FILE: Final = "audio.wav"
+FRAMES_FILE: Final = "frames.csv"
+TRANSCRIPT_FILE: Final = "transcript.jsonl"
+SESSION_RESERVE_BYTES: Final = 16384
+"""session.json is first written this long (JSON, then spaces), so that on a full disk
+the reason the recording stopped can still be written over it in place."""
+
+# session.json keys for why a recording ended ("stop_reason") and their values.
+STOP_REASON_KEY: Final = "stop_reason"
+STOP_REQUESTED: Final = "stopped"
+STOP_DISK_FULL: Final = "disk full"
+STOP_WRITE_ERROR: Final = "write error"
+STOP_CRASHED: Final = "crashed"
 WAV_HEADER_BYTES: Final = 44
 MAX_AUDIO_OFFSET_S: Final = 10.0
 """A larger gap between the first audio chunk and the first frame means unrelated clocks."""
@@ -51,6 +66,79 @@ def read_session(folder: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def write_session_info(folder: Path, info: dict[str, Any], *, reserve_bytes: int = 0) -> None:
+    """Write session.json atomically; on a full disk, over the old file in place.
+
+    ``reserve_bytes`` pads the file with spaces (still valid JSON) so that a later
+    in-place write has room. In place, the full text is written when it fits, else a
+    compact one, else only the keys that say how the session ended.
+    """
+    path = folder / SESSION_FILE
+    text = json.dumps(info, indent=2, default=str) + "\n"
+    try:
+        write_text_atomic(path, text + " " * max(0, reserve_bytes - len(text.encode())))
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        error = exc
+    keys = ("format", "name", "started_at", "finished", "recovered", STOP_REASON_KEY, "error", "duration_s")
+    candidates = (text, json.dumps(info, default=str) + "\n", json.dumps({k: info.get(k) for k in keys}) + "\n")
+    try:
+        with open(path, "r+b") as handle:
+            room = handle.seek(0, os.SEEK_END)
+            for candidate in candidates:
+                data = candidate.encode()
+                if len(data) <= room:
+                    handle.seek(0)
+                    handle.write(data + b" " * (room - len(data)))  # the same blocks: no new space
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    log.warning("disk full: wrote %s in place", path)
+                    return
+    except OSError:
+        pass
+    raise error
+
+
+def write_marker(folder: Path) -> None:
+    """Mark the folder as being recorded by this process (PID and its start time)."""
+    pid = os.getpid()
+    started = process_start_time(pid)
+    write_text_atomic(folder / MARKER_FILE, f"{pid} {started}\n" if started else f"{pid}\n")
+
+
+def process_start_time(pid: int) -> str | None:
+    """When a process started, as a token to compare (``proc:<ticks>`` or ``psutil:<s>``); None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return f"proc:{int(fields[19])}"  # field 22, counted after "pid (comm)"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return f"psutil:{psutil.Process(pid).create_time():.2f}"
+    except (psutil.Error, OSError):
+        return None
+
+
+def _same_start(recorded: str, current: str | None) -> bool:
+    """False only when both start times are known, of one kind, and differ."""
+    kind, _, value = recorded.partition(":")
+    if current is None or not current.startswith(f"{kind}:"):
+        return True  # nothing to compare with: trust the PID, as markers without it do
+    now = current.partition(":")[2]
+    if kind == "psutil":
+        try:
+            return abs(float(value) - float(now)) < 1.0
+        except ValueError:
+            return True
+    return value == now
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -62,33 +150,60 @@ def _pid_alive(pid: int) -> bool:
 
 
 def is_active(folder: Path) -> bool:
-    """True while this or another live process is recording into the folder."""
+    """True while this or another live process is recording into the folder.
+
+    A marker's PID that is alive but started at another time than the marker says
+    belongs to another program (a reused PID): the recorder is gone.
+    """
     if folder.resolve() in _ACTIVE:
         return True
     try:
-        pid = int((folder / MARKER_FILE).read_text().split()[0])
+        parts = (folder / MARKER_FILE).read_text().split()
+        pid = int(parts[0])
     except (OSError, ValueError, IndexError):
         return False
-    return pid != os.getpid() and _pid_alive(pid)
+    if pid == os.getpid() or not _pid_alive(pid):
+        return False
+    return len(parts) < 2 or _same_start(parts[1], process_start_time(pid))
 
 
 def is_unfinished(folder: Path) -> bool:
     """True for a session folder that was never finished (and is not being recorded)."""
-    if not folder.is_dir() or is_active(folder):
+    try:
+        if not folder.is_dir() or is_active(folder):
+            return False
+        if (folder / MARKER_FILE).exists():
+            return True
+        data = read_session(folder)
+        if data.get("finished") is True:
+            return False
+        return bool(data) or (folder / FRAMES_FILE).exists() or (folder / VIDEO_FILE).exists()
+    except OSError:  # a folder this user may not look into is none of ours to finish
         return False
-    if (folder / MARKER_FILE).exists():
-        return True
-    data = read_session(folder)
-    if data.get("finished") is True:
-        return False
-    return bool(data) or (folder / "frames.csv").exists() or (folder / VIDEO_FILE).exists()
 
 
 def find_unfinished(root: Path) -> list[Path]:
-    """Unfinished session folders directly under root, oldest first."""
-    if not root.is_dir():
+    """Unfinished session folders directly under root, oldest first (none where root is unreadable)."""
+    try:
+        if not root.is_dir():
+            return []
+        children = list(root.iterdir())
+    except OSError as exc:
+        log.warning("cannot look for unfinished sessions in %s: %s", root, exc.strerror or exc)
         return []
-    return sorted(p for p in root.iterdir() if is_unfinished(p))
+    return sorted(p for p in children if is_unfinished(p))
+
+
+def check_writable(folder: Path) -> None:
+    """Raise an OSError that says why, when the folder cannot be changed (read-only media, no permission)."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    if read_only:
+        raise OSError(errno.EROFS, "it is on read-only media; it was left as it is", str(folder))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(errno.EACCES, "no permission to write there; it was left as it is", str(folder))
 
 
 def fix_wav_header(path: Path, *, rate_hz: int = 16000) -> float:
@@ -204,12 +319,14 @@ def finish_session(folder: Path, info: dict[str, Any], *, recovered: bool) -> di
     """
     info = dict(info)
     errors: dict[str, str] = dict(info.get("finish_errors") or {})
-    for name in ("frames.csv", "transcript.jsonl"):
+    for name in (FRAMES_FILE, TRANSCRIPT_FILE):
         try:
             if cut := trim_partial_line(folder / name):
                 log.info("cut %d bytes of a half-written line from %s", cut, folder / name)
         except OSError as exc:
             errors[name] = str(exc)
+    if recovered and not info.get("duration_s"):
+        info["duration_s"] = duration_from_data(folder)
     audio = folder / AUDIO_FILE
     if audio.is_file():
         try:
@@ -227,35 +344,80 @@ def finish_session(folder: Path, info: dict[str, Any], *, recovered: bool) -> di
             except OSError as exc:
                 errors[name] = str(exc)
     info["videos"] = videos
-    if recovered and not info.get("duration_s"):
-        info["duration_s"] = _duration_from_files(folder, info)
     info.update(finished=True, recovered=recovered or bool(info.get("recovered")))
+    info.setdefault(STOP_REASON_KEY, STOP_CRASHED if recovered else STOP_REQUESTED)
     if recovered:
         info["recovered_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
-        from facial_emotion.report import build_report
+        from facial_emotion.report import REPORT_FILE, build_report
 
         info["report"] = build_report(folder, session=info).name
+    except OSError as exc:  # a full disk or a read-only folder: say so in a line, keep the session
+        log.error("cannot write the report of %s: %s", folder, exc.strerror or exc)
+        errors[REPORT_FILE] = str(exc)
     except Exception as exc:  # a report that cannot be drawn must not lose the session
         log.exception("cannot build the report of %s", folder)
-        errors["report.html"] = str(exc)
+        errors[REPORT_FILE] = str(exc)
     info["finish_errors"] = errors
-    write_json_atomic(folder / SESSION_FILE, info)
+    write_session_info(folder, info)
     (folder / MARKER_FILE).unlink(missing_ok=True)
     return info
 
 
-def _duration_from_files(folder: Path, info: dict[str, Any]) -> float:
-    """After a crash: from the start time to the newest write."""
-    started = info.get("started_epoch_s")
-    newest = max((p.stat().st_mtime for p in folder.iterdir() if p.is_file()), default=None)
-    if started is None or newest is None:
+def duration_from_data(folder: Path) -> float:
+    """After a crash: the session time that frames.csv covers (passes added up), in s.
+
+    Times that go back (a looped video in files written before session time was
+    monotonic) start a new pass; a pass adds its own span.
+    """
+    import csv
+
+    total_ms = 0.0
+    first = last = None
+    try:
+        with open(folder / FRAMES_FILE, newline="", errors="replace") as handle:
+            for row in csv.DictReader(handle):
+                try:
+                    t_ms = float(row.get("timestamp_ms") or "")
+                except ValueError:
+                    continue  # a damaged line
+                if last is not None and t_ms < last:
+                    total_ms += last - first
+                    first = t_ms
+                first = t_ms if first is None else first
+                last = t_ms
+    except OSError:
+        pass
+    if first is not None and last is not None:
+        total_ms += last - first
+    if total_ms <= 0:  # no face was ever in a row: the video's own length
+        return _video_duration_s(folder / VIDEO_FILE)
+    return round(total_ms / 1000.0, 3)
+
+
+def _video_duration_s(path: Path) -> float:
+    exe = shutil.which("ffprobe")
+    if exe is None or not path.is_file():
         return 0.0
-    return round(max(0.0, newest - float(started)), 3)
+    try:
+        out = subprocess.run(
+            [exe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+        return round(max(0.0, float(out.strip() or 0.0)), 3)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return 0.0
 
 
 def recover_session(folder: Path) -> dict[str, Any]:
-    """Finish a session left unfinished by a crash; its session.json says ``recovered: true``."""
+    """Finish a session left unfinished by a crash; its session.json says ``recovered: true``.
+
+    Raises OSError (with the reason) and changes nothing when the folder cannot be written.
+    """
+    check_writable(folder)
     info = read_session(folder)
     info.setdefault("name", folder.name)
     info.setdefault("error", None)
@@ -271,5 +433,5 @@ def recover_all(root: Path) -> list[Path]:
             recover_session(folder)
             done.append(folder)
         except OSError as exc:
-            log.error("cannot recover %s: %s", folder, exc)
+            log.error("cannot recover %s: %s", folder, exc.strerror or exc)
     return done

@@ -3,6 +3,11 @@
 Reads ``frames.csv``, ``transcript.jsonl`` and ``session.json``; draws with matplotlib
 (Agg, imported here only when a report is built) into base64 PNGs, so the page opens
 offline with no other file and no external URL.
+
+The time axis is session time: it runs across the loops of a video and the source
+changes (the ``pass`` column), and a table written before session time was monotonic
+(times that go back) is laid end to end the same way. Lines break where a pass ends
+and where a face was not seen for a while, instead of joining across the gap.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ MAX_TRACKS: Final = 6
 BLINK_WINDOW_S: Final = 30.0
 MIN_BLINK_SPAN_S: Final = 10.0
 """Rates over shorter spans (the first seconds) are noise; they are spread over this much."""
+MIN_GAP_S: Final = 1.0
+"""A face unseen this long (or 5 frame steps, if longer) breaks its lines."""
+DEFAULT_STEP_MS: Final = 1000.0 / 30.0
 COLORS: Final[dict[str, str]] = {
     "angry": "#dc2828",
     "disgust": "#288c28",
@@ -43,12 +51,39 @@ COLORS: Final[dict[str, str]] = {
 @dataclass(slots=True)
 class _Track:
     t_s: list[float] = field(default_factory=list)
+    passes: list[int] = field(default_factory=list)
     p_t_s: list[float] = field(default_factory=list)
+    p_passes: list[int] = field(default_factory=list)
     probs: list[list[float]] = field(default_factory=list)
     blinks: list[int] = field(default_factory=list)
     mood_t_s: list[float] = field(default_factory=list)
+    mood_passes: list[int] = field(default_factory=list)
     mood: list[float] = field(default_factory=list)
     top: list[str] = field(default_factory=list)
+
+
+class _SessionTime:
+    """Session time from a table's times: one that goes back starts a new pass, laid after the last."""
+
+    def __init__(self) -> None:
+        self.last_raw_ms: float | None = None
+        self.last_ms = 0.0
+        self.offset_ms = 0.0
+        self.step_ms = DEFAULT_STEP_MS
+        self.extra_passes = 0
+        self.last_pass = 0
+
+    def __call__(self, raw_ms: float, pass_index: int) -> tuple[float, int]:
+        if self.last_raw_ms is not None:
+            if raw_ms < self.last_raw_ms:
+                self.offset_ms = self.last_ms + self.step_ms - raw_ms
+                if pass_index == self.last_pass:
+                    self.extra_passes += 1
+            elif raw_ms > self.last_raw_ms:
+                self.step_ms = min(raw_ms - self.last_raw_ms, 1000.0)
+        self.last_raw_ms, self.last_pass = raw_ms, pass_index
+        self.last_ms = raw_ms + self.offset_ms
+        return self.last_ms, pass_index + self.extra_passes
 
 
 def _float(text: str | None) -> float | None:
@@ -59,32 +94,58 @@ def _float(text: str | None) -> float | None:
 
 
 def read_tracks(csv_path: Path) -> tuple[dict[int, _Track], float | None]:
-    """Per-track series from frames.csv (times in s from the first row), and that first time in ms."""
+    """Per-track series from frames.csv (session time in s from the first row), and that first time in ms."""
     tracks: dict[int, _Track] = defaultdict(_Track)
     t0: float | None = None
     if not csv_path.is_file():
         return {}, None
+    clock = _SessionTime()
     with open(csv_path, newline="") as handle:
         for row in csv.DictReader(handle):
-            t_ms = _float(row.get("timestamp_ms"))
+            raw_ms = _float(row.get("timestamp_ms"))
             tid = _float(row.get("track_id"))
-            if t_ms is None or tid is None:
+            if raw_ms is None or tid is None:
                 continue  # a damaged line
+            t_ms, pass_index = clock(raw_ms, int(_float(row.get("pass")) or 0))
             t0 = t_ms if t0 is None else t0
             track = tracks[int(tid)]
             t_s = (t_ms - t0) / 1000.0
             track.t_s.append(t_s)
+            track.passes.append(pass_index)
             track.blinks.append(int(_float(row.get("blinks")) or 0))
             probs = [_float(row.get(f"p_{name}")) for name in EMOTIONS]
             if all(p is not None for p in probs):
                 track.p_t_s.append(t_s)
+                track.p_passes.append(pass_index)
                 track.probs.append([float(p) for p in probs if p is not None])
                 track.top.append(row.get("emotion") or "")
             mood = _float(row.get("mood"))
             if mood is not None:
                 track.mood_t_s.append(t_s)
+                track.mood_passes.append(pass_index)
                 track.mood.append(mood)
     return dict(tracks), t0
+
+
+def segment_starts(t_s: np.ndarray, passes: np.ndarray, min_gap_s: float = MIN_GAP_S) -> np.ndarray:
+    """Indices where a new stretch of a series begins: a new pass, or a gap in time (0 first)."""
+    if t_s.size == 0:
+        return np.zeros(0, dtype=int)
+    steps = np.diff(t_s)
+    positive = steps[steps > 0]
+    gap_s = max(min_gap_s, 5 * float(np.median(positive))) if positive.size else min_gap_s
+    breaks = (steps > gap_s) | (np.diff(passes) != 0)
+    return np.concatenate([[0], np.flatnonzero(breaks) + 1])
+
+
+def broken(t_s: np.ndarray, values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The series with a NaN between stretches, so that a plotted line breaks there (values: (..., n))."""
+    cuts = starts[1:]
+    if cuts.size == 0:
+        return t_s, values
+    t_out = np.insert(t_s.astype(float), cuts, np.nan)
+    v_out = np.insert(values.astype(float), cuts, np.nan, axis=-1)
+    return t_out, v_out
 
 
 def read_transcript(path: Path) -> list[dict[str, Any]]:
@@ -112,38 +173,65 @@ def _main_tracks(tracks: dict[int, _Track]) -> list[int]:
     return sorted(tracks, key=lambda tid: -len(tracks[tid].t_s))[:MAX_TRACKS]
 
 
-def blink_rate(t_s: np.ndarray, blinks: np.ndarray, window_s: float = BLINK_WINDOW_S) -> np.ndarray:
-    """Blinks per minute over the last window_s seconds at each time (cumulative counts in)."""
+def blink_rate(
+    t_s: np.ndarray, blinks: np.ndarray, window_s: float = BLINK_WINDOW_S, passes: np.ndarray | None = None
+) -> np.ndarray:
+    """Blinks per minute over the last window_s seconds at each time (cumulative counts in).
+
+    With ``passes``, each pass is counted on its own (a new source restarts the count).
+    """
     if t_s.size == 0:
-        return t_s
+        return t_s.astype(float)
+    if passes is not None and passes.size == t_s.size and np.any(np.diff(passes) != 0):
+        bounds = [*np.flatnonzero(np.diff(passes) != 0) + 1, t_s.size]
+        out, lo = [], 0
+        for hi in bounds:
+            out.append(blink_rate(t_s[lo:hi], blinks[lo:hi], window_s))
+            lo = hi
+        return np.concatenate(out)
     start = np.searchsorted(t_s, t_s - window_s)
     span = np.maximum(t_s - t_s[start], MIN_BLINK_SPAN_S)
-    return (blinks - blinks[start]) / span * 60.0
+    return np.maximum(blinks - blinks[start], 0) / span * 60.0
+
+
+def _series(t_s: list[float], values: Any, passes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(t_s, dtype=float)
+    return broken(t, np.asarray(values, dtype=float), segment_starts(t, np.asarray(passes)))
 
 
 def _plots(tracks: dict[int, _Track], utterances: list[dict[str, Any]], t0_ms: float | None) -> dict[str, str]:
+    return {title: _png(fig) for title, fig in figures(tracks, utterances, t0_ms).items()}
+
+
+def figures(tracks: dict[int, _Track], utterances: list[dict[str, Any]], t0_ms: float | None) -> dict[str, Any]:
+    """The report's matplotlib figures by title, on the session's time axis."""
     # Figure objects with the Agg canvas, not pyplot: no global backend, safe on any thread.
     from matplotlib.figure import Figure
 
     shown = _main_tracks(tracks)
     with_probs = [tid for tid in shown if tracks[tid].probs]
-    out: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    end_s = max((tr.t_s[-1] for tr in tracks.values() if tr.t_s), default=0.0)
+
+    def time_axis(ax: Any) -> None:
+        ax.set_xlim(0.0, max(end_s, 1.0))
+        ax.set_xlabel("time (s)")
 
     rows = max(1, len(with_probs))
     fig = Figure(figsize=(9, 2.2 * rows))
     axes = fig.subplots(rows, 1, squeeze=False, sharex=True)
     for ax, tid in zip(axes[:, 0], with_probs, strict=False):
         tr = tracks[tid]
-        probs = np.asarray(tr.probs).T
-        ax.stackplot(tr.p_t_s, probs, labels=EMOTIONS, colors=[COLORS[e] for e in EMOTIONS])
+        t, probs = _series(tr.p_t_s, np.asarray(tr.probs).T, tr.p_passes)
+        ax.stackplot(t, probs, labels=EMOTIONS, colors=[COLORS[e] for e in EMOTIONS])
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"face #{tid}")
     if not with_probs:
         axes[0, 0].text(0.5, 0.5, "No emotions recorded (no face, or emotions off)", ha="center", va="center")
     else:
         axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    axes[-1, 0].set_xlabel("time (s)")
-    out["Emotion timeline per face"] = _png(fig)
+    time_axis(axes[-1, 0])
+    out["Emotion timeline per face"] = fig
 
     fig = Figure(figsize=(9, 3))
     ax = fig.subplots()
@@ -156,18 +244,20 @@ def _plots(tracks: dict[int, _Track], utterances: list[dict[str, Any]], t0_ms: f
     ax.set_ylabel("% of frames")
     if with_probs:
         ax.legend(fontsize=8)
-    out["Emotion shares"] = _png(fig)
+    out["Emotion shares"] = fig
 
     fig = Figure(figsize=(9, 3))
     ax = fig.subplots()
     for tid in shown:
         tr = tracks[tid]
-        ax.plot(tr.t_s, blink_rate(np.asarray(tr.t_s), np.asarray(tr.blinks, dtype=float)), label=f"face #{tid}")
-    ax.set_xlabel("time (s)")
+        passes = np.asarray(tr.passes)
+        rate = blink_rate(np.asarray(tr.t_s), np.asarray(tr.blinks, dtype=float), passes=passes)
+        ax.plot(*_series(tr.t_s, rate, tr.passes), label=f"face #{tid}")
+    time_axis(ax)
     ax.set_ylabel(f"blinks/min ({BLINK_WINDOW_S:.0f} s window)")
     if shown:
         ax.legend(fontsize=8)
-    out["Blink rate over time"] = _png(fig)
+    out["Blink rate over time"] = fig
 
     fig = Figure(figsize=(9, 3))
     ax = fig.subplots()
@@ -183,22 +273,23 @@ def _plots(tracks: dict[int, _Track], utterances: list[dict[str, Any]], t0_ms: f
         ax.text(0.5, 0.5, "No speech recorded", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("sentiment (compound)")
-    out["Speech sentiment over time"] = _png(fig)
+    out["Speech sentiment over time"] = fig
 
     fig = Figure(figsize=(9, 3))
     ax = fig.subplots()
     moody = [tid for tid in shown if tracks[tid].mood]
     for tid in moody:
-        ax.plot(tracks[tid].mood_t_s, tracks[tid].mood, label=f"face #{tid}")
+        tr = tracks[tid]
+        ax.plot(*_series(tr.mood_t_s, tr.mood, tr.mood_passes), label=f"face #{tid}")
     if moody:
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_ylim(-1.05, 1.05)
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "Fused mood was off", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("time (s)")
+    time_axis(ax)
     ax.set_ylabel("mood (-1 .. 1)")
-    out["Fused mood"] = _png(fig)
+    out["Fused mood"] = fig
     return out
 
 

@@ -1,4 +1,8 @@
-"""The per-face-per-frame table (frames.csv) shared by ``analyze`` and the recorder."""
+"""The per-face-per-frame table (frames.csv) shared by ``analyze`` and the recorder.
+
+``timestamp_ms`` is session time (monotonic); ``pass`` counts the loops of a video and
+the source changes (0-based), so a reader can tell one pass from the next.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from facial_emotion.types import EMOTIONS, FrameResult
 FRAME_COLUMNS: Final[tuple[str, ...]] = (
     "frame",
     "timestamp_ms",
+    "pass",
     "track_id",
     "left",
     "top",
@@ -37,6 +42,7 @@ def frame_rows(result: FrameResult) -> list[dict[str, str | int]]:
         row: dict[str, str | int] = {
             "frame": result.frame.index,
             "timestamp_ms": f"{result.frame.timestamp_ms:.1f}",
+            "pass": result.frame.pass_index,
             "track_id": face.track_id,
             "left": b.left,
             "top": b.top,

@@ -248,7 +248,7 @@ def test_a_restart_waits_for_a_thread_that_outlived_stop(no_thread_leak: None) -
     engine = Engine(pipeline_factory=slow_factory)  # type: ignore[arg-type]
     baseline = threading.active_count()
     engine.start()
-    assert not engine.stop(timeout_s=0.1)
+    assert not engine.stop(timeout_s=0.1, load_wait_s=0.0)
     engine.start()
     try:
         assert threading.active_count() == baseline + 2
@@ -256,4 +256,18 @@ def test_a_restart_waits_for_a_thread_that_outlived_stop(no_thread_leak: None) -
         _wait(engine, SourceEnded)
     finally:
         assert engine.stop(timeout_s=3.0)
+    assert threading.active_count() == baseline
+
+
+def test_stop_while_the_models_load_waits_for_the_load_and_ends_clean(no_thread_leak: None) -> None:
+    """A command that fails in its first second stops an engine still loading: no thread is left."""
+
+    def slow_factory(settings: Settings) -> _Quick:
+        time.sleep(1.0)
+        return _Quick()
+
+    engine = Engine(pipeline_factory=slow_factory)  # type: ignore[arg-type]
+    baseline = threading.active_count()
+    engine.start()
+    assert engine.stop(timeout_s=0.1), "the load is waited for, then the thread ends"
     assert threading.active_count() == baseline

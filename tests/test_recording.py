@@ -16,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from facial_emotion.engine import Engine
 from facial_emotion.recording import SessionRecorder
@@ -176,7 +177,9 @@ def test_sigkill_midway_keeps_playable_video_and_whole_rows_then_recovers(shared
     assert report.returncode == 0, report.stderr
     info = read_session(folder)
     assert info["finished"] is True and info["recovered"] is True
-    assert info["duration_s"] > 0
+    times_ms = [float(line[1]) for line in csv_lines(table)[1:]]
+    assert info["duration_s"] == pytest.approx((max(times_ms) - min(times_ms)) / 1000, abs=0.01), "the rows' time"
+    assert info["duration_s"] <= frames / 24 + 2.0, "not the time until the recovery"
     assert count_frames(folder / "video.mp4") == frames
     assert audio_streams(folder / "video.mp4") == ["aac"] and info["audio_s"] > 1.0
     assert "data:image/png;base64," in (folder / "report.html").read_text()
@@ -217,6 +220,7 @@ def test_full_disk_stops_recording_keeps_files_and_the_engine_runs(shared_data: 
     assert {int(line[0]) for line in lines[1:]} == set(range(20))
     info = read_session(folder)
     assert info["finished"] is True and "disk is full" in info["error"]
+    assert info["stop_reason"] == "disk full"
     assert recorder.stop() == folder  # stopping a failed recording is harmless
 
 

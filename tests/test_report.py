@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from facial_emotion.report import blink_rate, build_report
+from facial_emotion.report import blink_rate, broken, build_report, figures, read_tracks, segment_starts
 from facial_emotion.tables import FRAME_COLUMNS, frame_rows
 from facial_emotion.types import Box, EmotionScores, Face, Frame, FrameResult
 
@@ -78,3 +79,62 @@ def test_blink_rate_counts_blinks_per_minute_over_the_window() -> None:
     rate = blink_rate(t_s, blinks, window_s=30.0)
     assert np.allclose(rate[40:], 15.0, atol=2.1)
     assert rate[0] == 0.0
+
+
+def _looped_table(folder: Path, *, monotonic: bool) -> None:
+    """58.7 s: a 19.57 s video played three times; one blink every 4 s, counted per pass.
+
+    monotonic=False is the table older recordings hold (times back at 0 on every loop,
+    no pass column); True is what the recorder writes now.
+    """
+    image = np.zeros((4, 4, 3), np.uint8)
+    columns = [c for c in FRAME_COLUMNS if monotonic or c != "pass"]
+    lines = [",".join(columns)]
+    per_pass = 587
+    for k in range(3 * per_pass):
+        p, i = divmod(k, per_pass)
+        local_s = i / 30.0
+        if 8.0 <= local_s < 10.0:
+            continue  # the face left for 2 s in every pass
+        t_ms = (k if monotonic else i) * 1000.0 / 30.0
+        face = Face(
+            Box(0, 0, 10, 10), 1, emotion=EmotionScores((0.1,) * 6 + (0.4,)), blinks=int(local_s // 4), mood=0.2
+        )
+        frame = Frame(image, k if monotonic else i, t_ms, p if monotonic else 0)
+        for row in frame_rows(FrameResult(frame, (face,))):
+            lines.append(",".join(str(row[c]) for c in columns))
+    (folder / "frames.csv").write_text("\n".join(lines) + "\n")
+
+
+def _line_breaks(y: np.ndarray) -> int:
+    return int(np.isnan(np.asarray(y, dtype=float)).sum())
+
+
+@pytest.mark.parametrize("monotonic", [True, False], ids=["pass-column", "old-table"])
+def test_report_of_a_looped_session_runs_on_session_time_and_breaks_lines(tmp_path: Path, monotonic: bool) -> None:
+    _looped_table(tmp_path, monotonic=monotonic)
+    tracks, _ = read_tracks(tmp_path / "frames.csv")
+    track = tracks[1]
+    assert np.all(np.diff(track.t_s) > 0) and track.t_s[-1] == pytest.approx(58.63, abs=0.1)
+    assert sorted(set(track.passes)) == [0, 1, 2]
+    figs = figures(tracks, [], None)
+    for title in ("Emotion timeline per face", "Blink rate over time", "Fused mood"):
+        ax = figs[title].axes[-1]
+        assert ax.get_xlim()[1] >= 58.6, f"{title}: the whole session on the axis"
+    (blink_line,) = figs["Blink rate over time"].axes[0].get_lines()
+    mood_line = figs["Fused mood"].axes[0].get_lines()[0]  # then the zero line
+    assert _line_breaks(blink_line.get_ydata()) == _line_breaks(mood_line.get_ydata()) == 5  # 3 gaps + 2 passes
+    rates = np.asarray(blink_line.get_ydata(), dtype=float)
+    assert np.nanmax(rates) <= 16.0, "one blink every 4 s is 15 a minute, never 70"
+    stack = figs["Emotion timeline per face"].axes[0].collections
+    assert all(len(c.get_paths()) == 6 for c in stack), "the timeline breaks where the lines do"
+    assert build_report(tmp_path).read_text().count("data:image/png;base64,") == 5
+
+
+def test_segments_start_at_passes_and_gaps() -> None:
+    t = np.array([0.0, 0.1, 0.2, 2.0, 2.1, 2.2, 2.3])
+    passes = np.array([0, 0, 0, 0, 0, 1, 1])
+    starts = segment_starts(t, passes)
+    assert starts.tolist() == [0, 3, 5]
+    bt, bv = broken(t, np.arange(7.0), starts)
+    assert np.isnan(bt).sum() == 2 and np.isnan(bv).sum() == 2
