@@ -47,6 +47,186 @@ def _label(scene: np.ndarray, text: str, x: int, y: int, color: BGR, scale: floa
     cv2.putText(scene, text, (x + 2, y), FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
 
+# -- where each face's labels go -------------------------------------------------------------
+
+Rect = tuple[int, int, int, int]
+"""left, top, right, bottom in pixels; right and bottom exclusive."""
+
+EMOTION_SCALE: Final[float] = 0.6
+SMALL_SCALE: Final[float] = 0.45
+BAR_WIDTH_PX: Final[int] = 90
+BAR_HEIGHT_PX: Final[int] = 11
+BAR_GAP_PX: Final[int] = 3
+BAR_NAME_SCALE: Final[float] = 0.38
+MOOD_HEIGHT_PX: Final[int] = 13
+_GAP: Final[int] = 2
+
+
+def _text_size(template: str, scale: float) -> tuple[int, int]:
+    """The size of a label's filled background, as ``_label`` draws it."""
+    (w, h), base = cv2.getTextSize(template, FONT, scale, 1)
+    return w + 4, h + 2 * base
+
+
+def bars_size(width_px: int = BAR_WIDTH_PX, bar_height_px: int = BAR_HEIGHT_PX) -> tuple[int, int]:
+    """Width and height of one face's block of seven bars with their names."""
+    name_w = cv2.getTextSize("sur", FONT, BAR_NAME_SCALE, 1)[0][0]
+    return width_px + 4 + name_w + 2, len(EMOTIONS) * (bar_height_px + BAR_GAP_PX) - BAR_GAP_PX + 2
+
+
+@dataclass(frozen=True, slots=True)
+class FaceLabels:
+    """Where one face's labels are drawn: none of them covers another face or another label.
+
+    A label that fits nowhere, not even inside its own box, is None and not drawn (the Faces
+    panel shows everything); so are bars that fit nowhere beside the face.
+    """
+
+    emotion: Rect | None
+    track_id: Rect | None
+    blinks: Rect | None
+    mood: Rect | None
+    bars: Rect | None
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _place(
+    size: tuple[int, int],
+    candidates: list[tuple[int, int]],
+    blocked: list[Rect],
+    frame: tuple[int, int],
+) -> Rect | None:
+    """The first candidate top-left (moved into the frame sideways) whose rect meets nothing blocked."""
+    w, h = size
+    width, height = frame
+    for x, y in candidates:
+        x = min(max(0, x), max(0, width - w))
+        rect = (x, y, x + w, y + h)
+        if y < 0 or y + h > height:
+            continue
+        if not any(_overlaps(rect, other) for other in blocked):
+            return rect
+    return None
+
+
+def _inside(size: tuple[int, int], box: Rect, *, bottom: bool, frame: tuple[int, int]) -> Rect:
+    """The last resort: a rect inside the face's own box (it covers only that face)."""
+    w, h = size
+    x = min(max(0, box[0] + _GAP), max(0, frame[0] - w))
+    y = box[3] - h - _GAP if bottom else box[1] + _GAP
+    y = min(max(0, y), max(0, frame[1] - h))
+    return (x, y, x + w, y + h)
+
+
+def layout_labels(
+    faces: tuple[Face, ...] | list[Face], width: int, height: int, *, bars: tuple[int, int] | None = None
+) -> tuple[FaceLabels, ...]:
+    """Rects for every face's labels (aligned with faces), so that no label or bar block covers another face.
+
+    Only what a face has takes room (an emotion label and bars when classified, blinks with an
+    eye measure, mood when fused). Sizes come from the widest text each label can show, so
+    the layout holds still while the numbers change. Emotion and id labels are placed first
+    (all faces), then the bar blocks (one with no free place is left out), then blinks and
+    mood (inside the box when nowhere else).
+    """
+    frame = (width, height)
+    boxes: list[Rect] = [(f.box.left, f.box.top, f.box.right, f.box.bottom) for f in faces]
+    placed: list[Rect] = []
+    emotion_size = _text_size("surprise 100%", EMOTION_SCALE)
+    id_size = _text_size("#9999", SMALL_SCALE)
+    blinks_size = _text_size("blinks 999 (99/min)", SMALL_SCALE)
+    bar_block = bars or bars_size()
+
+    def blocked_for(i: int, *, own: bool = True) -> list[Rect]:
+        others = [box for j, box in enumerate(boxes) if j != i or own]
+        return others + placed
+
+    hidden: set[Rect] = set()
+
+    def put(
+        i: int, size: tuple[int, int], candidates: list[tuple[int, int]], *, bottom: bool, want: bool = True
+    ) -> Rect:
+        """A free rect for the label; else one inside its own box; else the inside one, marked hidden."""
+        if not want:  # the face has nothing to show there: take no room (the rect only anchors the next)
+            x, y = candidates[0]
+            rect = (x, y, x + size[0], y + size[1]) if y >= 0 else _inside(size, boxes[i], bottom=bottom, frame=frame)
+            hidden.add(rect)
+            return rect
+        rect = _place(size, candidates, blocked_for(i), frame)
+        if rect is None:  # nowhere outside the box: inside it, if it fits there and covers no other label
+            inside = _inside(size, boxes[i], bottom=bottom, frame=frame)
+            box = boxes[i]
+            fits = box[0] <= inside[0] and inside[2] <= box[2] and box[1] <= inside[1] and inside[3] <= box[3]
+            rect = _place(size, [(inside[0], inside[1])], blocked_for(i, own=False), frame) if fits else None
+            if rect is None:
+                hidden.add(inside)
+                return inside  # kept for the geometry of the next labels, never drawn
+        placed.append(rect)
+        return rect
+
+    def shown(rect: Rect) -> Rect | None:
+        return None if rect in hidden else rect
+
+    emotion: list[Rect] = []
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        w, h = emotion_size
+        candidates = [
+            (x0, y0 - h - _GAP),
+            (x1 - w, y0 - h - _GAP),
+            (x0 - w - _GAP, y0),
+            (x1 + _GAP, y0),
+            (x0, y1 + _GAP),
+        ]
+        emotion.append(put(i, emotion_size, candidates, bottom=False, want=faces[i].emotion is not None))
+    ids: list[Rect] = []
+    for i, (x0, _, x1, y1) in enumerate(boxes):
+        w, h = id_size
+        candidates = [(x0, y1 + _GAP), (x1 - w, y1 + _GAP), (x0 - w - _GAP, y1 - h), (x1 + _GAP, y1 - h)]
+        candidates.append((x0, emotion[i][1] - h - _GAP))
+        ids.append(put(i, id_size, candidates, bottom=True))
+    bar_rects: list[Rect | None] = []
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        w, h = bar_block
+        if faces[i].emotion is None:
+            bar_rects.append(None)
+            continue
+        mine = [emotion[i], ids[i], boxes[i]]
+        below, above = max(m[3] for m in mine), min(m[1] for m in mine)
+        candidates = [(x1 + 6, y0), (x0 - w - 6, y0), (x1 + 6, y1 - h), (x0 - w - 6, y1 - h), (x0, below + _GAP)]
+        candidates.append((x0, above - h - _GAP))
+        rect = _place(bar_block, candidates, blocked_for(i), frame)
+        if rect is not None:
+            placed.append(rect)
+        bar_rects.append(rect)
+    blinks: list[Rect] = []
+    for i, (x0, _, x1, y1) in enumerate(boxes):
+        w, h = blinks_size
+        row = ids[i]
+        candidates = [(row[2] + _GAP, row[1]), (x0, row[3] + _GAP), (row[0] - w - _GAP, row[1])]
+        candidates += [(x1 + _GAP, y1 - h), (x0 - w - _GAP, y1 - h), (x0, emotion[i][1] - h - _GAP)]
+        blinks.append(put(i, blinks_size, candidates, bottom=True, want=faces[i].ear is not None))
+    moods: list[Rect] = []
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        size = (max(40, x1 - x0), MOOD_HEIGHT_PX)
+        below = max(ids[i][3], blinks[i][3]) if ids[i][1] >= y1 else y1
+        above = min(emotion[i][1], ids[i][1], blinks[i][1], y0)
+        candidates = [(x0 + (x1 - x0 - size[0]) // 2, below + _GAP), (x0, above - size[1] - _GAP)]
+        moods.append(put(i, size, candidates, bottom=True, want=faces[i].mood is not None))
+    return tuple(
+        FaceLabels(shown(emotion[i]), shown(ids[i]), shown(blinks[i]), shown(moods[i]), bar_rects[i])
+        for i in range(len(boxes))
+    )
+
+
+def _label_in(scene: np.ndarray, text: str, rect: Rect, color: BGR, scale: float) -> None:
+    """A label whose background starts at rect's top-left."""
+    (_, h), base = cv2.getTextSize(text, FONT, scale, 1)
+    _label(scene, text, rect[0], rect[1] + h + base, color, scale)
+
+
 class BoxAnnotator:
     """Face boxes with their track ids."""
 
@@ -56,10 +236,12 @@ class BoxAnnotator:
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
         """Draw each face's box and '#id'."""
-        for face in result.faces:
+        layout = layout_labels(result.faces, scene.shape[1], scene.shape[0])
+        for face, where in zip(result.faces, layout, strict=True):
             b = face.box
             cv2.rectangle(scene, (b.left, b.top), (b.right - 1, b.bottom - 1), self.color, self.thickness)
-            _label(scene, f"#{face.track_id}", b.left, b.bottom + 16, self.color, 0.45)
+            if where.track_id is not None:
+                _label_in(scene, f"#{face.track_id}", where.track_id, self.color, SMALL_SCALE)
         return scene
 
 
@@ -84,34 +266,35 @@ class EmotionLabelAnnotator:
     """The top emotion and its probability above each box, coloured by emotion."""
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        """Draw 'happy 87%' above each classified face."""
-        for face in result.faces:
-            if face.emotion is None:
+        """Draw 'happy 87%' above each classified face (or where it covers no other face)."""
+        layout = layout_labels(result.faces, scene.shape[1], scene.shape[0])
+        for face, where in zip(result.faces, layout, strict=True):
+            if face.emotion is None or where.emotion is None:
                 continue
             top = face.emotion.top
             text = f"{top} {face.emotion.top_probability:.0%}"
-            _label(scene, text, face.box.left, face.box.top - 4, EMOTION_COLORS[top], 0.6)
+            _label_in(scene, text, where.emotion, EMOTION_COLORS[top], EMOTION_SCALE)
         return scene
 
 
 class ProbabilityBarAnnotator:
-    """Seven probability bars beside each box."""
+    """Seven probability bars beside each box, where they cover no other face (else only in the panel)."""
 
-    def __init__(self, width_px: int = 90, bar_height_px: int = 11) -> None:
+    def __init__(self, width_px: int = BAR_WIDTH_PX, bar_height_px: int = BAR_HEIGHT_PX) -> None:
         self.width_px = width_px
         self.bar_height_px = bar_height_px
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
-        """Draw a bar per emotion to the right of each box (left if no room)."""
+        """Draw a bar per emotion beside each box, in the place ``layout_labels`` found free."""
         height, width = scene.shape[:2]
-        for face in result.faces:
-            if face.emotion is None:
+        size = bars_size(self.width_px, self.bar_height_px)
+        layout = layout_labels(result.faces, width, height, bars=size)
+        for face, where in zip(result.faces, layout, strict=True):
+            if face.emotion is None or where.bars is None:
                 continue
-            x = face.box.right + 6
-            if x + self.width_px + 50 > width:
-                x = max(0, face.box.left - self.width_px - 56)
+            x, top = where.bars[0], where.bars[1] + 1
             for i, (name, p) in enumerate(zip(EMOTIONS, face.emotion.probabilities, strict=True)):
-                y = face.box.top + i * (self.bar_height_px + 3)
+                y = top + i * (self.bar_height_px + BAR_GAP_PX)
                 if y + self.bar_height_px >= height:
                     break
                 cv2.rectangle(scene, (x, y), (x + self.width_px, y + self.bar_height_px), (50, 50, 50), cv2.FILLED)
@@ -123,7 +306,7 @@ class ProbabilityBarAnnotator:
                     name[:3],
                     (x + self.width_px + 4, y + self.bar_height_px - 1),
                     FONT,
-                    0.38,
+                    BAR_NAME_SCALE,
                     TEXT_COLOR,
                     1,
                     cv2.LINE_AA,
@@ -136,11 +319,12 @@ class BlinkAnnotator:
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
         """Draw 'blinks 3 (12/min)' under each face with an EAR."""
-        for face in result.faces:
-            if face.ear is None:
+        layout = layout_labels(result.faces, scene.shape[1], scene.shape[0])
+        for face, where in zip(result.faces, layout, strict=True):
+            if face.ear is None or where.blinks is None:
                 continue
             text = f"blinks {face.blinks} ({face.blinks_per_min:.0f}/min)"
-            _label(scene, text, face.box.left + 40, face.box.bottom + 16, (255, 200, 120), 0.45)
+            _label_in(scene, text, where.blinks, (255, 200, 120), SMALL_SCALE)
         return scene
 
 
@@ -149,13 +333,14 @@ class MoodAnnotator:
 
     def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
         """Draw a -1..1 bar, green right for positive, red left for negative."""
-        for face in result.faces:
-            if face.mood is None:
+        layout = layout_labels(result.faces, scene.shape[1], scene.shape[0])
+        for face, where in zip(result.faces, layout, strict=True):
+            if face.mood is None or where.mood is None:
                 continue
-            b = face.box
-            y = b.bottom + 24
-            mid = (b.left + b.right) // 2
-            half = max(20, b.width // 2)
+            left, top, right, _ = where.mood
+            y = top + 2
+            mid = (left + right) // 2
+            half = (right - left) // 2 - 1
             cv2.rectangle(scene, (mid - half, y), (mid + half, y + 8), (60, 60, 60), cv2.FILLED)
             end = mid + int(round(face.mood * half))
             color = (60, 200, 60) if face.mood >= 0 else (60, 60, 220)

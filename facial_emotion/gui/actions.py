@@ -14,6 +14,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QWidget
 
 from facial_emotion.annotate import OVERLAYS
+from facial_emotion.gui.about import model_licence
 from facial_emotion.gui.cam_overlay import CAM_KEY, cam_available
 from facial_emotion.registry import SLOTS, ModelSpec, Slot, specs_for
 from facial_emotion.settings import Settings
@@ -143,7 +144,7 @@ def _model_binding(
     usable = spec is None or model_usable(spec, settings)
     tip = None
     if spec is not None:
-        tip = spec.licence if usable else f"Not installed: {spec.how_to_get}"
+        tip = model_licence(spec) if usable else f"Not installed: {spec.how_to_get}"
     action = make_action(
         parent, spec.display_name if spec else "Off", checkable=True, tip=tip, enabled=usable, group=group
     )

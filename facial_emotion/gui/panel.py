@@ -13,6 +13,8 @@ from facial_emotion.types import EMOTIONS, Face
 
 MAX_CARDS: Final[int] = 6
 """Faces beyond this many are not given a card (the video still shows them)."""
+NO_FACE: Final[str] = "No face in view."
+DETECTOR_OFF: Final[str] = "Face detector is off (Models ▸ Face detector)."
 
 
 def emotion_qcolor(name: str) -> QColor:
@@ -88,12 +90,13 @@ class FaceCard(QFrame):
         for widget in (self.title, self.bars, self.blinks, self.mood):
             layout.addWidget(widget)
 
-    def show_face(self, face: Face, *, selected: bool) -> None:
-        """Fill the card from a face."""
+    def show_face(self, face: Face, *, selected: bool, still: bool = False) -> None:
+        """Fill the card from a face (blinks mean nothing on a still image: hidden)."""
         emotion = face.emotion
         top = f" — {emotion.top} {emotion.top_probability:.0%}" if emotion else " — emotion off"
         self.title.setText(f"<b>Face #{face.track_id}</b>{top}")
         self.bars.set_probabilities(emotion.probabilities if emotion else None)
+        self.blinks.setVisible(not still)
         if face.ear is None:
             self.blinks.setText("Blinks: needs the 68-point landmarks")
         else:
@@ -123,16 +126,33 @@ class FacePanel(QScrollArea):
         inner = QWidget(self)
         self._layout = QVBoxLayout(inner)
         self._layout.setContentsMargins(4, 4, 4, 4)
-        self._empty = QLabel("No face in view.", inner)
+        self._empty = QLabel(NO_FACE, inner)
         self._empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty.setWordWrap(True)
         self._layout.addWidget(self._empty)
         self._layout.addStretch(1)
         self.setWidget(inner)
         self.cards: dict[int, FaceCard] = {}
         self.selected: int | None = None
 
-    def show_faces(self, faces: tuple[Face, ...]) -> None:
-        """Update the cards for the faces of the newest frame."""
+    def empty_text(self) -> str:
+        """What the panel says when it shows no face ('' while it shows faces)."""
+        return self._empty.text() if not self.cards else ""
+
+    def set_detector_on(self, on: bool) -> None:
+        """With the detector off there can be no face: say so rather than 'No face in view'."""
+        self._empty.setText(NO_FACE if on else DETECTOR_OFF)
+
+    def clear(self) -> None:
+        """Forget every card and the selection (a new source: its faces are new faces)."""
+        for card in self.cards.values():
+            card.deleteLater()
+        self.cards.clear()
+        self.selected = None
+        self._empty.setVisible(True)
+
+    def show_faces(self, faces: tuple[Face, ...], *, still: bool = False) -> None:
+        """Update the cards for the faces of the frame shown now (still: an image, no blinks)."""
         shown = faces[:MAX_CARDS]
         ids = [face.track_id for face in shown]
         for track_id in list(self.cards):
@@ -147,7 +167,7 @@ class FacePanel(QScrollArea):
                 card.clicked.connect(self._on_clicked)
                 self.cards[face.track_id] = card
                 self._layout.insertWidget(position, card)
-            card.show_face(face, selected=face.track_id == self.selected)
+            card.show_face(face, selected=face.track_id == self.selected, still=still)
         self._empty.setVisible(not shown)
 
     def _select(self, track_id: int) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from PySide6.QtCore import QObject, QTimer, QUrl, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QToolBar
 
@@ -212,9 +212,20 @@ class RecordingController(QObject):
     def _on_open_folder_triggered(self) -> None:
         folder = self.sessions_dir
         if not folder.is_dir():
-            self.window.statusBar().showMessage(f"No sessions yet ({folder} does not exist)", 5000)
+            self._show_folder(f"No sessions yet: they will be saved in\n\n{folder}", folder)
             return
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):  # no file manager here
+            self._show_folder(f"No file manager could open the sessions folder. It is\n\n{folder}", folder)
+
+    def _show_folder(self, text: str, folder: Path) -> QMessageBox:
+        """A box with the sessions folder's path, selectable so that it can be copied."""
+        box = QMessageBox(QMessageBox.Icon.Information, "Sessions folder", text, parent=self.window)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setModal(False)
+        box.open()
+        self._message_box = box
+        self.window.statusBar().showMessage(f"Sessions folder: {folder}", 10000)
+        return box
 
     def _sync_checks(self) -> None:
         """The checkmark follows the settings when they say (the model, not the widget)."""

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
@@ -35,6 +35,7 @@ class VideoView(QWidget):
         self.frames_painted = 0
         """Paint events that drew a frame."""
         self._shown_times: deque[float] = deque(maxlen=60)
+        self._rates = ""
 
         self._message = QLabel(self)
         self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -78,6 +79,16 @@ class VideoView(QWidget):
         self._array = None
         self._image = None
         self.update()
+
+    def set_rates_text(self, text: str) -> None:
+        """The rates drawn over the picture's top-left corner ('' for none: the FPS overlay is off)."""
+        if text != self._rates:
+            self._rates = text
+            self.update()
+
+    def rates_text(self) -> str:
+        """The rates drawn over the picture now ('' when none)."""
+        return self._rates if self._image is not None else ""
 
     # -- message ------------------------------------------------------------------------
 
@@ -130,7 +141,15 @@ class VideoView(QWidget):
         painter.fillRect(self.rect(), QColor(20, 20, 20))
         if self._image is not None:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            painter.drawImage(self.target_rect(), self._image)
+            target = self.target_rect()
+            painter.drawImage(target, self._image)
+            if self._rates:
+                metrics = painter.fontMetrics()
+                box = metrics.boundingRect(self._rates).adjusted(-4, -2, 4, 2)
+                box.moveTopLeft(target.topLeft() + QPoint(4, 4))
+                painter.fillRect(box, QColor(0, 0, 0, 170))
+                painter.setPen(QColor(235, 235, 235))
+                painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self._rates)
             if self._message.isVisible():
                 painter.fillRect(self.rect(), QColor(0, 0, 0, 150))
             self.frames_painted += 1

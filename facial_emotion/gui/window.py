@@ -26,7 +26,7 @@ from facial_emotion.gui.background import BackgroundCalls
 from facial_emotion.gui.cam_overlay import CamAnnotator
 from facial_emotion.gui.panel import FacePanel
 from facial_emotion.gui.slideshow import as_slideshow
-from facial_emotion.gui.status import StatusReport
+from facial_emotion.gui.status import STALE_S, ElidingStatusBar, StatusReport
 from facial_emotion.gui.timeline import EmotionTimeline
 from facial_emotion.gui.video_view import VideoView
 from facial_emotion.pipeline import MoodSource, Pipeline
@@ -40,8 +40,7 @@ log = logging.getLogger(__name__)
 ORGANIZATION: Final[str] = "facial-emotion"
 APPLICATION: Final[str] = "facial-emotion"
 POLL_MS: Final[int] = 8
-"""How often the engine is polled; a frame is painted only when it is new."""
-PANEL_EVERY_S: Final[float] = 0.1
+"""How often the engine is polled; a frame is painted only when it is new (the panel with it)."""
 CHART_EVERY_S: Final[float] = 0.2
 STATUS_EVERY_S: Final[float] = 0.5
 
@@ -61,6 +60,11 @@ EXTENSIONS: Final[tuple[tuple[str, str], ...]] = (
     ("facial_emotion.gui.speech_controls", "install_speech"),
 )
 """Optional controls: ``install(window, engine, settings_getter)`` returning an object with ``shutdown()``."""
+
+GUI_OVERLAYS: Final[frozenset[str]] = frozenset({"fps"})
+"""Overlays the window paints itself (the rates, as the status bar says them), not the pipeline."""
+STILL_HIDDEN: Final[frozenset[str]] = frozenset({"blinks", "fps"})
+"""Overlays that mean nothing on a still image (or a slideshow of them)."""
 
 VIDEO_FILTER: Final[str] = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
 IMAGE_FILTER: Final[str] = "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp);;All files (*)"
@@ -84,15 +88,24 @@ class MainWindow(QMainWindow):
         self.settings, settings_message = load_settings(settings_path)
         self.setWindowTitle("facial-emotion")
         self.cam = CamAnnotator()
-        self.engine = Engine(self.settings, pipeline_factory=self._make_pipeline, realtime=realtime)
+        self._source_is_still = False
+        self._stills = False
+        """The source is a still image or a slideshow of them: no blinks, no frame rates."""
+        self.engine = Engine(
+            self._engine_settings(self.settings), pipeline_factory=self._make_pipeline, realtime=realtime
+        )
         self._calls = BackgroundCalls()
         self._open_ticket = 0
         self._source_spec: str | None = None
-        self._source_is_still = False
+        self._source_ended = False
         self._reopen_still = False
         self._last_result: FrameResult | None = None
-        self._panel_result: FrameResult | None = None
-        self._panel_t = self._chart_t = self._status_t = 0.0
+        self.shown_result: FrameResult | None = None
+        """The result whose picture the view shows; the Faces panel shows the same one."""
+        self._stale_pass = -1
+        """Results of this pass or earlier belong to the previous source and are not shown."""
+        self._new_result_t = 0.0
+        self._chart_t = self._status_t = 0.0
         self._closed = False
         self.cameras: list[int] = []
         self.source_info: SourceOpened | None = None
@@ -103,7 +116,9 @@ class MainWindow(QMainWindow):
 
         self.view = VideoView(self)
         self.setCentralWidget(self.view)
+        self.setStatusBar(ElidingStatusBar(self))
         self.panel = FacePanel(self)
+        self.panel.set_detector_on(self.settings.detector is not None)
         self.timeline = EmotionTimeline(self)
         self.panel.face_selected.connect(self._on_face_selected)
         self._add_dock("faces", "Faces", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -226,6 +241,13 @@ class MainWindow(QMainWindow):
     def _on_source_ready(self, source: FrameSource, spec: str | None) -> None:
         self._source_spec = spec
         self._source_is_still = False  # known once the engine says SourceOpened
+        self._source_ended = False
+        stills = bool(getattr(source, "stills", False)) or (
+            getattr(source, "frame_count", None) == 1 and not getattr(source, "live", False)
+        )
+        if stills != self._stills:  # before the first frame: a still never shows blinks or a frame rate
+            self._stills = stills
+            self.engine.configure(self._engine_settings(self.settings))
         self.engine.open(source)
         if spec is not None and not spec.isdigit() and spec != self.settings.last_source:
             self.apply_settings(self.settings.replace(last_source=spec))
@@ -277,12 +299,30 @@ class MainWindow(QMainWindow):
         self.view.show_message(f"{headline}\nOpen a video file or an image to analyse it.", tuple(buttons))
 
     def set_paused(self, paused: bool) -> None:
-        """Pause or resume reading the source."""
+        """Pause or resume reading the source; after the end of a video, play it again from the start."""
+        if self._source_ended and self._source_spec is not None:
+            self.play_again()
+            return
         self.engine.pause(paused)
         self.actions.pause.setChecked(self.engine.paused)
         self.statusBar().showMessage("Paused" if paused else "Playing", 2000)
 
+    def play_again(self) -> None:
+        """Open the source that ended again, playing from its start."""
+        if self._source_spec is None:
+            return
+        self._source_ended = False
+        self.engine.pause(False)
+        self.actions.pause.setChecked(False)
+        self.open_source(self._source_spec)
+
     # -- settings --------------------------------------------------------------------------
+
+    def _engine_settings(self, settings: Settings) -> Settings:
+        """The settings the engine gets: less what the window paints itself and what a still hides."""
+        hidden = GUI_OVERLAYS | (STILL_HIDDEN if self._stills else frozenset())
+        overlays = tuple(key for key in settings.overlays if key not in hidden)
+        return settings if overlays == tuple(settings.overlays) else settings.replace(overlays=overlays)
 
     def apply_binding(self, binding: Binding, checked: bool) -> None:
         """A bound action was clicked: write its new state into the settings."""
@@ -291,12 +331,16 @@ class MainWindow(QMainWindow):
     def apply_settings(self, settings: Settings) -> None:
         """Make settings current: the engine applies them between frames, menus show them, the file keeps them."""
         changed = settings != self.settings
+        loop_ticked = settings.loop_video and not self.settings.loop_video
         self.settings = settings
         sync_bindings(self.bindings, settings)
+        self.panel.set_detector_on(settings.detector is not None)
         if not changed:
             return
-        self.engine.configure(settings)
+        self.engine.configure(self._engine_settings(settings))
         self._save_settings()
+        if loop_ticked and self._source_ended:  # Loop ticked after the end: play it again (and on)
+            self.play_again()
         # A still image is analysed again once the engine has applied the new settings.
         self._reopen_still = self._source_is_still and self._source_spec is not None
 
@@ -318,17 +362,36 @@ class MainWindow(QMainWindow):
         now = time.monotonic()
         if result is not None and result is not self._last_result:
             self._last_result = result
-            self.view.show_frame(result.annotated if result.annotated is not None else result.frame.image)
-            self.timeline.add(result)
-        if self._last_result is not self._panel_result and now - self._panel_t >= PANEL_EVERY_S:
-            self._panel_t, self._panel_result = now, self._last_result
-            self.panel.show_faces(self._last_result.faces if self._last_result is not None else ())
+            if result.frame.pass_index > self._stale_pass:  # not a late frame of the source before
+                self._show_result(result)
+                self._new_result_t = now
         if now - self._chart_t >= CHART_EVERY_S:
             self._chart_t = now
             self.timeline.refresh()
         if now - self._status_t >= STATUS_EVERY_S:
             self._status_t = now
-            self.status.show_rates(self.engine.stats(), self.view.shown_fps())
+            self._show_rates(now)
+
+    def _show_result(self, result: FrameResult) -> None:
+        """The picture and the Faces panel from one result, so that they always agree."""
+        self.shown_result = result
+        self.view.show_frame(result.annotated if result.annotated is not None else result.frame.image)
+        self.panel.show_faces(result.faces, still=self._stills)
+        self.timeline.add(result)
+
+    def _show_rates(self, now: float) -> None:
+        """The same measured rates in the status bar and, with the FPS overlay on, over the picture."""
+        if self._stills:
+            state = "still image"
+        elif self._source_ended:
+            state = "ended"
+        elif self.engine.paused:
+            state = "paused"
+        else:
+            state = "playing"
+        stale = now - self._new_result_t > STALE_S
+        text = self.status.show_rates(self.engine.stats(), self.view.shown_fps(), state=state, stale=stale)
+        self.view.set_rates_text(text if "fps" in self.settings.overlays and not self._stills else "")
 
     def _on_call_done(self, tag: str, ticket: int, value: Any, error: Exception | None) -> None:
         if tag == "cameras":
@@ -350,6 +413,10 @@ class MainWindow(QMainWindow):
     def _on_engine_event(self, event: Event) -> None:
         if isinstance(event, SourceOpened):
             self.source_info = event
+            # Another source: its faces are new faces, their history and blinks start afresh.
+            self._stale_pass = self.shown_result.frame.pass_index if self.shown_result is not None else -1
+            self._source_ended = False
+            self.panel.clear()
             self.timeline.reset()
             self._source_is_still = event.frame_count == 1 and not event.live
             self.view.hide_message()
@@ -357,7 +424,9 @@ class MainWindow(QMainWindow):
             self.actions.pause.setChecked(self.engine.paused)
             self.statusBar().showMessage(f"Playing {event.name}", 3000)
         elif isinstance(event, SourceEnded) and not self._source_is_still:
-            self.statusBar().showMessage(f"{event.name} ended (Source ▸ Loop video plays it again)", 10000)
+            self._source_ended = self._source_spec is not None
+            again = "press Space to play it again, or tick Source ▸ Loop video" if self._source_ended else ""
+            self.statusBar().showMessage(f"{event.name} ended" + (f": {again}" if again else ""), 15000)
         elif isinstance(event, SourceFailed) and event.name == "pipeline":
             self.statusBar().showMessage(event.message, 10000)
             if self.view.frame_array() is None:  # nothing will ever be shown: say why where the picture would be
@@ -369,7 +438,7 @@ class MainWindow(QMainWindow):
             self.refresh_cameras()
         elif isinstance(event, ModelsChanged):
             self.status.show_models(event)
-            if self._reopen_still and event.settings == self.settings and self._source_spec:
+            if self._reopen_still and event.settings == self._engine_settings(self.settings) and self._source_spec:
                 self._reopen_still = False
                 self.open_source(self._source_spec)
 
