@@ -238,14 +238,16 @@ def test_fifty_start_stop_cycles_leave_no_thread(no_thread_leak: None) -> None:
         assert threading.active_count() == baseline
 
 
+def _slow_factory(settings: Settings) -> _Quick:
+    """A pipeline whose models take a second to load."""
+    time.sleep(1.0)
+    return _Quick()
+
+
 def test_a_restart_waits_for_a_thread_that_outlived_stop(no_thread_leak: None) -> None:
     """A model still loading when stop gives up: the next start does not run a second inference thread."""
 
-    def slow_factory(settings: Settings) -> _Quick:
-        time.sleep(1.0)
-        return _Quick()
-
-    engine = Engine(pipeline_factory=slow_factory)  # type: ignore[arg-type]
+    engine = Engine(pipeline_factory=_slow_factory)  # type: ignore[arg-type]
     baseline = threading.active_count()
     engine.start()
     assert not engine.stop(timeout_s=0.1, load_wait_s=0.0)
@@ -262,11 +264,7 @@ def test_a_restart_waits_for_a_thread_that_outlived_stop(no_thread_leak: None) -
 def test_stop_while_the_models_load_waits_for_the_load_and_ends_clean(no_thread_leak: None) -> None:
     """A command that fails in its first second stops an engine still loading: no thread is left."""
 
-    def slow_factory(settings: Settings) -> _Quick:
-        time.sleep(1.0)
-        return _Quick()
-
-    engine = Engine(pipeline_factory=slow_factory)  # type: ignore[arg-type]
+    engine = Engine(pipeline_factory=_slow_factory)  # type: ignore[arg-type]
     baseline = threading.active_count()
     engine.start()
     assert engine.stop(timeout_s=0.1), "the load is waited for, then the thread ends"
