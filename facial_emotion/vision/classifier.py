@@ -1,8 +1,16 @@
-"""Emotion classification of aligned 48x48 faces with a Keras model, batched per frame."""
+"""Emotion classification of aligned 48x48 faces with the standalone LiteRT runtime, batched per frame.
+
+The live path (the app, ``analyze``, ``record``) runs a model's ``.tflite`` twin here and
+never imports TensorFlow or Keras. The twin is trusted only if its sha256 is the one that
+``facial-emotion export`` recorded in the model's JSON beside it; the Keras runtime (for a
+``.keras`` file without a twin) lives in ``facial_emotion.training.runtime``.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 import re
@@ -10,9 +18,10 @@ import sys
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -20,7 +29,11 @@ from facial_emotion.types import NUM_EMOTIONS, EmotionScores
 
 log = logging.getLogger(__name__)
 
-_EXPECTED = "expected (48, 48, 1) -> (7,): 48x48 gray faces in, 7 emotion probabilities out"
+EXPECTED: Final = "expected (48, 48, 1) -> (7,): 48x48 gray faces in, 7 emotion probabilities out"
+TWIN_KEY: Final = "tflite"
+"""The key of the twin's record in the model's metadata JSON."""
+LITERT_THREADS: Final = 2
+
 _NATIVE_NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|[IW]\d{4} [\d:. ]+\d+ \S+:\d+\] .*"  # absl INFO/WARNING lines (oneDNN, cpu_feature_guard)
@@ -39,6 +52,10 @@ class ModelLoadError(RuntimeError):
         self.reason = reason
 
 
+class TwinUnavailableError(ModelLoadError):
+    """A .keras model has no .tflite twin with a recorded checksum: only the Keras runtime can run it."""
+
+
 class EmotionClassifier(Protocol):
     """Turns aligned faces into probabilities over the seven FER2013 emotions.
 
@@ -54,12 +71,13 @@ class EmotionClassifier(Protocol):
 
 @contextlib.contextmanager
 def quiet_native_logs() -> Iterator[None]:
-    """Drop TensorFlow's native INFO lines from stderr while loading (others are passed on).
+    """Drop the runtimes' native INFO lines from stderr while loading (others are passed on).
 
-    TensorFlow's C++ side logs through absl, which ignores ``TF_CPP_MIN_LOG_LEVEL``: every
-    start printed the absl preamble, the oneDNN and CPU-feature notices (twice) and the
-    XNNPACK line. While ``TF_CPP_MIN_LOG_LEVEL`` is 1 or more (the command sets 2), file
-    descriptor 2 goes to a temporary file here and only the other lines are written back.
+    TensorFlow's and LiteRT's C++ sides log through absl or straight to stderr, ignoring
+    ``TF_CPP_MIN_LOG_LEVEL``: every start printed the absl preamble, the oneDNN and
+    CPU-feature notices and the XNNPACK line. While ``TF_CPP_MIN_LOG_LEVEL`` is 1 or more
+    (the command sets 2), file descriptor 2 goes to a temporary file here and only the
+    other lines are written back.
     """
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip() in ("", "0"):
         yield
@@ -87,21 +105,10 @@ def quiet_native_logs() -> Iterator[None]:
                 os.write(2, kept.encode())
 
 
-def import_tensorflow() -> Any:
-    """The tensorflow module, imported (the first time) without its native log noise."""
-    if "tensorflow" not in sys.modules:
-        with quiet_native_logs():
-            import keras  # noqa: F401  (imports TensorFlow too)
-            import tensorflow  # noqa: F401
-    import tensorflow as tf
-
-    return tf
-
-
-def _check_file(path: Path) -> None:
-    """Raise ModelLoadError for what is plainly not a .keras file, before Keras sees it."""
+def check_model_file(path: Path) -> None:
+    """Raise ModelLoadError for what is plainly not a model file (a .keras must be a whole zip archive)."""
     if path.is_dir():
-        raise ModelLoadError(path, "it is a folder, not a .keras file")
+        raise ModelLoadError(path, f"it is a folder, not a {path.suffix or '.keras'} file")
     if not path.exists():
         raise ModelLoadError(path, "file not found")
     try:
@@ -110,10 +117,8 @@ def _check_file(path: Path) -> None:
         raise ModelLoadError(path, f"cannot read it ({exc.strerror or exc})") from exc
     if size == 0:
         raise ModelLoadError(path, "the file is empty (0 bytes)")
-    if path.suffix.lower() == ".tflite":
-        raise ModelLoadError(path, "give the .keras file; its .tflite twin beside it is used by itself")
-    if path.suffix.lower() in (".h5", ".hdf5"):
-        return  # legacy HDF5: Keras says what is wrong with it
+    if path.suffix.lower() in (".tflite", ".h5", ".hdf5"):
+        return  # LiteRT or Keras says what is wrong with these
     try:
         if not zipfile.is_zipfile(path):
             raise ModelLoadError(
@@ -131,115 +136,101 @@ def _check_file(path: Path) -> None:
         raise ModelLoadError(path, f"the archive is damaged ({bad} fails its checksum)")
 
 
-def _shape(shape: Any) -> tuple[Any, ...] | str:
-    """A model's per-sample input or output shape, or a word for several."""
-    if isinstance(shape, list):
-        return f"{len(shape)} tensors" if len(shape) != 1 else _shape(shape[0])
-    return tuple(shape[1:])
+def sha256_hex(data: bytes) -> str:
+    """The sha256 of some bytes, as 64 hex digits."""
+    return hashlib.sha256(data).hexdigest()
 
 
-def load_keras_model(path: Path) -> Any:
-    """Load a .keras file with safe_mode (no arbitrary code) or raise ModelLoadError.
+@dataclass(frozen=True, slots=True)
+class TwinRecord:
+    """What ``facial-emotion export`` recorded about a .tflite twin, under ``"tflite"`` in the model's JSON."""
 
-    The model must take (N, 48, 48, 1) raw gray faces and give (N, 7) probabilities;
-    a probe batch checks the latter (a model without a softmax is refused).
-    """
-    path = Path(path)
-    _check_file(path)
-    import_tensorflow()
-    import keras
+    file: str
+    sha256: str
+    size_bytes: int
+    keras_file: str
+    keras_sha256: str
+    precision: str = "float32"
+    converter: str = ""
+    exported: str = ""
 
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # keras raises many types for bad files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(path, f"Keras cannot read it: {reason}") from exc
-    in_shape, out_shape = _shape(model.input_shape), _shape(model.output_shape)
-    if in_shape != (48, 48, 1) or out_shape != (NUM_EMOTIONS,):
-        raise ModelLoadError(path, f"it takes {in_shape} and gives {out_shape}; {_EXPECTED}")
-    try:
-        probe = np.asarray(model(np.zeros((2, 48, 48, 1), dtype=np.float32), training=False))
-    except Exception as exc:  # a model that cannot run is as bad as one that cannot load
-        raise ModelLoadError(path, f"it fails on a probe batch: {exc}") from exc
-    if not (np.all(np.isfinite(probe)) and np.all(probe >= -1e-6) and np.allclose(probe.sum(axis=1), 1, atol=1e-3)):
-        raise ModelLoadError(path, "its outputs are not probabilities (rows must sum to 1: end it with a softmax)")
-    return model
-
-
-class KerasEmotionClassifier:
-    """A Keras model behind one compiled TensorFlow call per frame.
-
-    ``Model.predict`` builds a data pipeline on every call (about 100 ms here), so the
-    model is wrapped once in a ``tf.function`` with a batch-agnostic signature: every
-    frame, whatever its face count, reuses the same traced graph. Input pixels are raw
-    0-255 gray values; the model scales them itself.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._model = load_keras_model(path)
-        tf = import_tensorflow()
-        model = self._model
-
-        @tf.function(input_signature=[tf.TensorSpec([None, 48, 48, 1], tf.float32)], reduce_retracing=True)
-        def infer(batch: Any) -> Any:
-            return model(batch, training=False)
-
-        self._infer = infer
-        self.classify(np.zeros((1, 48, 48), dtype=np.uint8))  # trace now, not on the first face
-
-    @property
-    def model(self) -> Any:
-        """The underlying Keras model (for Grad-CAM and evaluation)."""
-        return self._model
-
-    def classify(self, faces: np.ndarray) -> np.ndarray:
-        """(N, 7) probabilities for (N, 48, 48) uint8 faces."""
-        if len(faces) == 0:
-            return np.zeros((0, NUM_EMOTIONS), dtype=np.float32)
-        batch = np.asarray(faces, dtype=np.float32)[..., None]
-        return np.asarray(self._infer(batch), dtype=np.float32)
-
-
-def export_tflite(keras_path: Path, dest: Path | None = None) -> Path:
-    """Convert a .keras emotion model to TFLite beside it (the fast CPU form); the new file's path."""
-    model = load_keras_model(keras_path)
-    tf = import_tensorflow()
-    flat = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    out = dest or keras_path.with_suffix(".tflite")
-    tmp = out.with_suffix(".tflite.tmp")
-    tmp.write_bytes(flat)
-    tmp.replace(out)
-    return out
-
-
-class TFLiteEmotionClassifier:
-    """The same model as a TFLite flatbuffer run by TensorFlow's interpreter (XNNPACK on CPU).
-
-    About 0.6 ms a face here against about 3 ms for the compiled Keras call. The
-    interpreter is resized when a frame's face count changes.
-    """
-
-    def __init__(self, path: Path, *, threads: int = 2) -> None:
-        import warnings
-
-        self.path = path
-        tf = import_tensorflow()
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TwinRecord:
+        """The record from its JSON form; ValueError when a field is missing or of the wrong type."""
         try:
-            with warnings.catch_warnings(), quiet_native_logs():  # TF 2.21 warns that tf.lite moves to ai-edge-litert
-                warnings.simplefilter("ignore", UserWarning)
-                self._interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=threads)
+            record = cls(**{k: data[k] for k in cls.__slots__ if k in data})
+        except TypeError as exc:
+            raise ValueError(f"incomplete twin record: {exc}") from exc
+        texts = (record.file, record.sha256, record.keras_file, record.keras_sha256)
+        if not all(isinstance(t, str) for t in texts) or not isinstance(record.size_bytes, int):
+            raise ValueError("twin record fields have the wrong types")
+        return record
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
+def record_path(model_path: Path) -> Path:
+    """The metadata JSON of a model (``x.keras`` and ``x.tflite`` share ``x.json``)."""
+    return Path(model_path).with_suffix(".json")
+
+
+def read_twin_record(model_path: Path) -> TwinRecord | None:
+    """The twin's record in the model's JSON, or None when there is none (or it cannot be read)."""
+    path = record_path(model_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entry = data.get(TWIN_KEY) if isinstance(data, dict) else None
+        return TwinRecord.from_dict(entry) if isinstance(entry, dict) else None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read the twin record in %s: %s", path, exc)
+        return None
+
+
+class LiteRTEmotionClassifier:
+    """A .tflite emotion model run by the standalone LiteRT interpreter (XNNPACK on CPU).
+
+    About 0.6 ms a face here, with no TensorFlow in the process. The interpreter is
+    resized when a frame's face count changes. Input pixels are raw 0-255 gray values
+    as float32; the model scales them itself.
+    """
+
+    def __init__(self, path: Path, *, content: bytes | None = None, threads: int = LITERT_THREADS) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self._content = content if content is not None else _read(self.path)  # the interpreter borrows it
+        try:
+            with quiet_native_logs():
+                self._interpreter = Interpreter(model_content=self._content, num_threads=threads)
                 self._interpreter.allocate_tensors()  # the XNNPACK delegate is made (and logged) here
         except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(path, str(exc)) from exc
-        detail_in = self._interpreter.get_input_details()[0]
-        detail_out = self._interpreter.get_output_details()[0]
-        in_shape = tuple(int(d) for d in detail_in["shape"][1:])
-        out_shape = tuple(int(d) for d in detail_out["shape"][1:])
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(self.path, f"LiteRT cannot read it: {reason}") from exc
+        detail_in = self._interpreter.get_input_details()
+        detail_out = self._interpreter.get_output_details()
+        if len(detail_in) != 1 or len(detail_out) != 1:
+            raise ModelLoadError(self.path, f"it has {len(detail_in)} inputs and {len(detail_out)} outputs; {EXPECTED}")
+        in_shape = tuple(int(d) for d in detail_in[0]["shape"][1:])
+        out_shape = tuple(int(d) for d in detail_out[0]["shape"][1:])
         if in_shape != (48, 48, 1) or out_shape != (NUM_EMOTIONS,):
-            raise ModelLoadError(path, f"it takes {in_shape} and gives {out_shape}; {_EXPECTED}")
-        self._in, self._out = detail_in["index"], detail_out["index"]
-        self._batch = int(detail_in["shape"][0])
+            raise ModelLoadError(self.path, f"it takes {in_shape} and gives {out_shape}; {EXPECTED}")
+        if detail_in[0]["dtype"] != np.float32:
+            name = np.dtype(detail_in[0]["dtype"]).name
+            raise ModelLoadError(self.path, f"it takes {name} input; export it again in float32")
+        self._in, self._out = detail_in[0]["index"], detail_out[0]["index"]
+        self._batch = int(detail_in[0]["shape"][0])
+        try:
+            probe = self.classify(np.zeros((2, 48, 48), dtype=np.uint8))
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(self.path, f"it fails on a probe batch: {exc}") from exc
+        if not is_probabilities(probe):
+            raise ModelLoadError(
+                self.path, "its outputs are not probabilities (rows must sum to 1: end it with a softmax)"
+            )
 
     def classify(self, faces: np.ndarray) -> np.ndarray:
         """(N, 7) probabilities for (N, 48, 48) uint8 faces."""
@@ -255,25 +246,76 @@ class TFLiteEmotionClassifier:
         return np.array(self._interpreter.get_tensor(self._out), dtype=np.float32)
 
 
-def load_emotion_classifier(path: Path) -> EmotionClassifier:
-    """The fastest form of a model: its .tflite twin when it gives the same answers, else the .keras file.
+def is_probabilities(rows: np.ndarray) -> bool:
+    """True when every row is finite, non-negative and sums to 1 (the output of a softmax)."""
+    return bool(np.all(np.isfinite(rows)) and np.all(rows >= -1e-6) and np.allclose(np.sum(rows, axis=1), 1, atol=1e-3))
 
-    The .keras file is always loaded first (it must exist and load safely). The twin is
-    used only if it agrees with it on a probe batch, so a stale or broken .tflite (say,
-    left over from an earlier training) falls back to the compiled Keras call with a warning.
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(path, f"cannot read it ({exc.strerror or exc})") from exc
+
+
+def _export_hint(keras_path: Path) -> str:
+    return f"run `facial-emotion export --model {keras_path}` to export it again"
+
+
+def _verified_twin(keras_path: Path) -> tuple[Path, bytes]:
+    """The .tflite twin of a .keras file and its bytes, once both match the checksums recorded at export."""
+    twin = keras_path.with_suffix(".tflite")
+    if not twin.is_file():
+        raise TwinUnavailableError(keras_path, f"no {twin.name} twin beside it")
+    record = read_twin_record(keras_path)
+    if record is None or record.file != twin.name:
+        raise TwinUnavailableError(
+            keras_path, f"{twin.name} beside it has no checksum recorded in {record_path(keras_path).name}"
+        )
+    if sha256_hex(_read(keras_path)) != record.keras_sha256:
+        raise ModelLoadError(
+            keras_path,
+            f"its twin {twin} was exported from another version of {keras_path.name} "
+            f"(the sha256 recorded in {record_path(keras_path).name} differs); {_export_hint(keras_path)}",
+        )
+    content = _read(twin)
+    if len(content) != record.size_bytes or sha256_hex(content) != record.sha256:
+        raise ModelLoadError(
+            keras_path,
+            f"its twin {twin} does not match the sha256 recorded at export in {record_path(keras_path).name} "
+            f"(damaged or replaced); {_export_hint(keras_path)}",
+        )
+    return twin, content
+
+
+def load_emotion_classifier(path: Path) -> LiteRTEmotionClassifier:
+    """A model run by LiteRT: a .keras file's verified .tflite twin, or a .tflite file itself.
+
+    A .keras file must be sound and have a twin whose sha256 (and the .keras file's own)
+    match what export recorded in the JSON beside them; a mismatch is a ModelLoadError
+    saying to export again. Without such a twin, TwinUnavailableError says so (the registry
+    then falls back to the Keras runtime). A .tflite given directly is checked against a
+    record when its JSON has one, and otherwise run as given, with a note in the log.
     """
-    keras_classifier = KerasEmotionClassifier(path)
-    twin = path.with_suffix(".tflite")
-    if twin.is_file():
-        try:
-            fast = TFLiteEmotionClassifier(twin)
-            probe = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
-            if np.allclose(fast.classify(probe), keras_classifier.classify(probe), atol=1e-3):
-                return fast
-            log.warning("%s disagrees with %s; using the Keras model", twin.name, path.name)
-        except Exception as exc:  # the interpreter is optional: the Keras path always works
-            log.warning("cannot use %s (%s); using the Keras model", twin, exc)
-    return keras_classifier
+    path = Path(path)
+    check_model_file(path)
+    if path.suffix.lower() != ".tflite":
+        twin, content = _verified_twin(path)
+        classifier = LiteRTEmotionClassifier(twin, content=content)
+        log.info("emotion model %s runs as its verified twin %s (LiteRT)", path.name, twin.name)
+        return classifier
+    content = _read(path)
+    record = read_twin_record(path)
+    if record is not None and record.file == path.name:
+        if len(content) != record.size_bytes or sha256_hex(content) != record.sha256:
+            raise ModelLoadError(
+                path,
+                f"it does not match the sha256 recorded at export in {record_path(path).name} (damaged or replaced); "
+                f"{_export_hint(path.with_suffix('.keras'))}",
+            )
+    else:
+        log.info("%s has no checksum recorded at export; running it as given", path)
+    return LiteRTEmotionClassifier(path, content=content)
 
 
 class EmotionSmoother:
