@@ -18,7 +18,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-ECE_BINS: Final[int] = 15
 OUTPUT_LAYER: Final[str] = "emotion"
 T_RANGE: Final[tuple[float, float]] = (0.05, 20.0)
 
@@ -30,21 +29,6 @@ class Calibration:
     temperature: float
     fit_nll_before: float
     fit_nll_after: float
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, *, bins: int = ECE_BINS) -> float:
-    """ECE: the confidence-weighted gap between the top probability and accuracy, in equal-width bins."""
-    probs = np.asarray(probs, dtype=np.float64)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        mask = index == b
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(ece)
 
 
 def _log_probs_at(logits: np.ndarray, temperature: float) -> np.ndarray:

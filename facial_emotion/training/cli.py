@@ -1,4 +1,4 @@
-"""The ``train``, ``evaluate`` and ``explain`` subcommands of ``facial-emotion``."""
+"""The ``train``, ``evaluate``, ``calibrate``, ``explain`` and ``export`` subcommands of ``facial-emotion``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
-    """Add the train, evaluate and explain subcommands to an argparse subparsers object."""
+    """Add the train, evaluate, calibrate, explain and export subcommands to an argparse subparsers object."""
     from facial_emotion.paths import DEFAULT_EMOTION_MODEL
 
     p = subparsers.add_parser("train", help="train the FER2013 emotion model (resumable)")
@@ -67,6 +67,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--plot", type=Path, default=None, help="confusion matrix PNG (default: beside --json or ./)")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
     p.add_argument("--record", action="store_true", help="add the figures to the model's .json settings record")
+    p.add_argument(
+        "--robustness",
+        action="store_true",
+        help="also measure accuracy under noise, FGSM, blur, brightness and contrast (one table each)",
+    )
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N faces (quick runs)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="robustness JSON (default: beside --json as NAME_robustness.json; none without --json)",
+    )
     p.set_defaults(func=run_evaluate)
 
     p = subparsers.add_parser(
@@ -82,6 +94,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", type=Path, default=DEFAULT_EMOTION_MODEL)
     p.add_argument("--out", type=Path, default=None, help="output PNG (default: IMAGE_cam.png)")
     p.set_defaults(func=run_explain)
+
+    p = subparsers.add_parser(
+        "export", help="write a .keras model's .tflite twin (what the app runs) and record its checksum"
+    )
+    p.add_argument("--model", type=Path, default=DEFAULT_EMOTION_MODEL, help="the .keras file (default: shipped)")
+    p.add_argument("--out", type=Path, default=None, help="the .tflite to write (default: beside --model)")
+    p.set_defaults(func=run_export)
 
 
 def _quiet_tensorflow() -> None:
@@ -148,19 +167,37 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate_argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with a combination of evaluate's options, in one line, or None."""
+    if args.limit is not None and args.limit < 1:
+        return f"--limit wants a number of faces of 1 or more, got {args.limit}"
+    if args.record and args.limit is not None:
+        return "--record keeps figures of a whole split: drop --limit"
+    if args.out is not None and not args.robustness:
+        return "--out names the robustness JSON: add --robustness"
+    if args.robustness and args.tta:
+        return "--robustness measures the model without test-time augmentation: drop --tta"
+    return None
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Handle ``facial-emotion evaluate``."""
+    """Handle ``facial-emotion evaluate`` (with ``--robustness``, the perturbation tables too)."""
+    problem = _evaluate_argument_problem(args)
+    if problem:
+        return _fail(problem)
     _quiet_tensorflow()
     from facial_emotion.training.data import DataError
-    from facial_emotion.training.evaluate import evaluate_source, format_report, save_report
+    from facial_emotion.training.evaluate import evaluate_faces, format_report, load_faces, save_report
+    from facial_emotion.training.runtime import load_keras_model
     from facial_emotion.vision.classifier import ModelLoadError
 
     try:
-        report = evaluate_source(
-            model_path=args.model, data=args.data, folder=args.folder, split=args.split, tta=args.tta
-        )
+        model = load_keras_model(args.model)
+        faces, name = load_faces(data=args.data, folder=args.folder, split=args.split, limit=args.limit)
     except (DataError, ModelLoadError, OSError) as exc:
         return _fail(str(exc))
+    log.info("evaluating %s on %d faces from %s%s", args.model, len(faces), name, " with TTA" if args.tta else "")
+    report = evaluate_faces(model, faces, tta=args.tta, source_name=name, model_name=args.model.name)
     print(format_report(report))
     plot = args.plot
     if plot is None:
@@ -168,6 +205,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
         plot = args.json.with_name(args.json.stem + ".png") if args.json else Path(stem)
     try:
         written = save_report(report, plot=plot, json_path=args.json, record=args.record, model_path=args.model)
+    except OSError as exc:
+        return _fail(str(exc))
+    for path in written:
+        print(f"wrote {path}")
+    return _run_robustness(args, model, faces, name) if args.robustness else 0
+
+
+def _run_robustness(args: argparse.Namespace, model: Any, faces: Any, name: str) -> int:
+    """Print one table per perturbation; write the JSON to --out or beside --json, and the record."""
+    from facial_emotion.training.robustness import format_robustness, measure_robustness, save_robustness
+
+    robustness = measure_robustness(model, faces, source_name=name, model_name=args.model.name)
+    print()
+    print(format_robustness(robustness))
+    out = args.out or (args.json.with_name(f"{args.json.stem}_robustness.json") if args.json else None)
+    record = args.model.with_suffix(".json") if args.record else None
+    try:
+        written = save_robustness(robustness, json_path=out, record_path=record)
     except OSError as exc:
         return _fail(str(exc))
     for path in written:
@@ -189,13 +244,21 @@ def run_calibrate(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     print(f"temperature {fit.temperature:.3f} (PublicTest NLL {fit.fit_nll_before:.4f} -> {fit.fit_nll_after:.4f})")
     print(f"calibrated model: {args.out}")
+    from facial_emotion.training.export import export_tflite
+    from facial_emotion.vision.classifier import ModelLoadError
+
+    try:  # the app runs the LiteRT twin; without one the calibrated model would need TensorFlow
+        twin = export_tflite(args.out)
+    except (ModelLoadError, ValueError, OSError) as exc:
+        return _fail(f"the calibrated model is written, but its LiteRT twin is not: {exc}")
+    print(f"LiteRT twin: {twin.tflite_path} (checksum in {twin.record_path.name})")
     return 0
 
 
 def run_explain(args: argparse.Namespace) -> int:
     """Handle ``facial-emotion explain``."""
     _quiet_tensorflow()
-    from facial_emotion.vision.cam import CamError, explain_image_file
+    from facial_emotion.training.explain import CamError, explain_image_file
     from facial_emotion.vision.classifier import ModelLoadError
 
     out = args.out or args.image.with_name(f"{args.image.stem}_cam.png")
@@ -204,6 +267,27 @@ def run_explain(args: argparse.Namespace) -> int:
     except (CamError, ModelLoadError, OSError) as exc:
         return _fail(str(exc))
     print(f"{emotion} ({score:.2f}); heat map written to {out}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Handle ``facial-emotion export``."""
+    _quiet_tensorflow()
+    from facial_emotion.training.export import export_tflite
+    from facial_emotion.vision.classifier import ModelLoadError
+
+    if args.model.suffix.lower() == ".tflite":
+        return _fail(f"--model wants the .keras file to export, not {args.model}")
+    try:
+        done = export_tflite(args.model, args.out)
+    except (ModelLoadError, OSError) as exc:
+        return _fail(str(exc))
+    record = done.record
+    precision = "float32, rebuilt from mixed precision" if done.rebuilt_float32 else "float32"
+    print(
+        f"wrote {done.tflite_path} ({record.size_bytes:,} bytes, {precision}, "
+        f"max difference {done.max_difference:.1e}); sha256 {record.sha256} recorded in {done.record_path}"
+    )
     return 0
 
 

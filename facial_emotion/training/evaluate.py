@@ -9,13 +9,31 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import cv2
 import numpy as np
 
 from facial_emotion.training.data import FaceSet, read_fer2013_csv, read_image_folder
 from facial_emotion.types import EMOTIONS, NUM_EMOTIONS
+
+ECE_BINS: Final[int] = 15
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, *, bins: int = ECE_BINS) -> float:
+    """ECE: the confidence-weighted gap between the top probability and accuracy, in equal-width bins."""
+    probs = np.asarray(probs, dtype=np.float64)
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == np.asarray(labels)).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(ece)
+
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +132,25 @@ def evaluate_faces(
     """Evaluate a loaded model on a FaceSet."""
     start = time.perf_counter()
     probs = predict_probabilities(model, faces.images, tta=tta)
-    from facial_emotion.training.calibrate import expected_calibration_error
 
     matrix = confusion_matrix(faces.labels, probs.argmax(axis=1))
     ece = expected_calibration_error(probs, faces.labels) if len(faces) else float("nan")
     return EvaluationReport(source_name, matrix, tta, time.perf_counter() - start, model_name, ece)
+
+
+def load_faces(
+    *, data: Path | None = None, folder: Path | None = None, split: str = "PrivateTest", limit: int | None = None
+) -> tuple[FaceSet, str]:
+    """The faces of a CSV split (or an emotion-per-subfolder folder), the first ``limit`` only if given, and a name."""
+    from facial_emotion.training.train import default_data_path
+
+    if folder is not None:
+        faces = read_image_folder(Path(folder))
+        if limit is not None:
+            faces = FaceSet(faces.images[:limit], faces.labels[:limit], faces.usage[:limit], faces.rows[:limit])
+        return faces, Path(folder).name or "folder"
+    path = Path(data) if data else default_data_path()
+    return read_fer2013_csv(path, usages=(split,), limit_per_usage=limit), split
 
 
 def evaluate_source(
@@ -128,18 +160,13 @@ def evaluate_source(
     folder: Path | None = None,
     split: str = "PrivateTest",
     tta: bool = False,
+    limit: int | None = None,
 ) -> EvaluationReport:
     """Load a model and evaluate it on a CSV split or an emotion-per-subfolder image folder."""
-    from facial_emotion.training.train import default_data_path
-    from facial_emotion.vision.classifier import load_keras_model
+    from facial_emotion.training.runtime import load_keras_model
 
     model = load_keras_model(Path(model_path))
-    if folder is not None:
-        faces = read_image_folder(Path(folder))
-        name = Path(folder).name or "folder"
-    else:
-        faces = read_fer2013_csv(Path(data) if data else default_data_path(), usages=(split,))
-        name = split
+    faces, name = load_faces(data=data, folder=folder, split=split, limit=limit)
     log.info("evaluating %s on %d faces from %s%s", model_path, len(faces), name, " with TTA" if tta else "")
     return evaluate_faces(model, faces, tta=tta, source_name=name, model_name=Path(model_path).name)
 
