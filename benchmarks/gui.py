@@ -40,23 +40,23 @@ def run(video: Path, model: str, frames: int, work: Path) -> dict[str, float]:
     window.show()
     app = QApplication.instance()
     assert app is not None
-    while window.engine.stats().processed < 5:  # models loaded, playing
+    while window.live.stats().processed < 5:  # models loaded, playing
         app.processEvents()
         time.sleep(0.002)
     start = time.monotonic()
-    stats0, painted0, shown0 = window.engine.stats(), window.view.frames_painted, window.view.frames_shown
+    stats0, painted0, shown0 = window.live.stats(), window.view.frames_painted, window.view.frames_shown
     latencies: list[float] = []
     last = None
-    while window.engine.stats().captured - stats0.captured < frames:
+    while window.live.stats().captured - stats0.captured < frames:
         app.processEvents()
-        result = window.engine.latest()
+        result = window.live.latest()
         if result is not None and result is not last:
             last = result
             latencies.append(result.latency_ms)
         time.sleep(0.002)
     elapsed = time.monotonic() - start
-    stats = window.engine.stats()
-    source_fps = window.source_info.fps if window.source_info is not None else None
+    stats = window.live.stats()
+    source_fps = window.live.source_info.fps if window.live.source_info is not None else None
     window.close()
     return {
         "source_fps": source_fps or 0.0,

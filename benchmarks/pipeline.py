@@ -25,7 +25,7 @@ import numpy as np
 
 from facial_emotion.paths import DEFAULT_EMOTION_MODEL, data_dir
 from facial_emotion.pipeline import Pipeline
-from facial_emotion.settings import Settings
+from facial_emotion.settings import DetectionOptions, Settings
 from facial_emotion.sources import VideoFileSource
 from facial_emotion.types import Frame
 from facial_emotion.vision.align import align_face
@@ -122,7 +122,7 @@ def main() -> int:
             Settings(),
         ),
         # four small faces in 640 px: detect at full width (320 px would make them too small for HOG)
-        "4 faces (640x427, panning)": (four_faces(), Settings(detect_width_px=640)),
+        "4 faces (640x427, panning)": (four_faces(), Settings(detection=DetectionOptions(width_px=640))),
     }
     header = f"{'input':38} {'stage':10} {'median ms':>10} {'p95 ms':>8}"
     for name, ((frames, reads), settings) in inputs.items():

@@ -19,7 +19,6 @@ what a lab sees. The exit code is 0 when every promise held, 1 when one did not.
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import itertools
 import json
@@ -29,6 +28,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -37,6 +39,13 @@ sys.path.insert(0, str(REPO))
 
 RSS_GROWTH_LIMIT_MB = 50.0
 WARM_UP_MIN = 5.0
+
+
+def track_state(window: Any) -> int:
+    """Entries in every per-track table of the pipeline and the mood fuser (must stay bounded)."""
+    pipeline = window.live.engine.pipeline
+    sizes = pipeline.state_sizes() if pipeline is not None else {}
+    return sum(sizes.values()) + len(window.live.fuser.track_ids())
 
 
 def rss_mb() -> float:
@@ -51,32 +60,27 @@ def rss_mb() -> float:
 
 
 def check_session(folder: Path) -> dict[str, object]:
-    """What the recorded session folder holds: rows, time span, passes, monotonic time."""
-    info: dict[str, object] = {"folder": str(folder)}
-    frames_csv = folder / "frames.csv"
-    times: list[float] = []
-    passes: set[str] = set()
-    rows = 0
-    if frames_csv.is_file():
-        with frames_csv.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                rows += 1
-                times.append(float(row.get("timestamp_ms") or 0.0))
-                passes.add(row.get("pass", "0"))
-    info["rows"] = rows
-    info["span_s"] = round((times[-1] - times[0]) / 1000.0, 1) if times else 0.0
-    info["monotonic"] = all(b >= a for a, b in itertools.pairwise(times))
-    info["passes"] = len(passes)
-    session_json = folder / "session.json"
-    if session_json.is_file():
-        data = json.loads(session_json.read_text(encoding="utf-8"))
-        info["finished"] = data.get("finished")
-        info["duration_s"] = data.get("duration_s")
-    transcript = folder / "transcript.jsonl"
-    info["utterances"] = len(transcript.read_text(encoding="utf-8").splitlines()) if transcript.is_file() else 0
-    video = folder / "video.mp4"
-    info["video_mb"] = round(video.stat().st_size / 2**20, 1) if video.is_file() else 0.0
-    return info
+    """What the recorded session folder holds, read back as a viewer would (``load_session``)."""
+    from facial_emotion.session.load import SessionError, load_session
+
+    out: dict[str, object] = {"folder": str(folder)}
+    try:
+        session = load_session(folder)
+    except SessionError as exc:
+        out["error"] = str(exc)
+        return out
+    times = session.frames["timestamp_ms"] if len(session.frames) else np.zeros(0)
+    out["rows"] = len(session.frames)
+    out["span_s"] = round(float(times[-1] - times[0]) / 1000.0, 1) if len(times) else 0.0
+    out["monotonic"] = bool(np.all(np.diff(times) >= 0))
+    out["passes"] = len(set(session.frames["pass"].tolist())) if len(times) else 0
+    out["finished"] = session.info.finished
+    out["duration_s"] = session.info.duration_s
+    out["utterances"] = len(session.transcript)
+    last = int(session.frames.data_frames[-1]) if len(times) else None
+    out["last_row_in_video"] = last is not None and session.frames.video_frame_of(last) is not None
+    out["video_mb"] = round(session.video.stat().st_size / 2**20, 1) if session.video else 0.0
+    return out
 
 
 def main() -> int:
@@ -96,7 +100,6 @@ def main() -> int:
 
     from facial_emotion.gui.actions import OVERLAY_ROWS
     from facial_emotion.gui.app import ensure_application
-    from facial_emotion.gui.recording_controls import RecordingController
     from facial_emotion.gui.window import MainWindow
     from facial_emotion.paths import data_dir
     from facial_emotion.settings import Settings, save_settings
@@ -118,11 +121,11 @@ def main() -> int:
 
     app = ensure_application()
     window = MainWindow(settings_path, source=str(video), record_dir=sessions)
-    window.engine.playback_speed = args.speed
+    window.live.engine.playback_speed = args.speed
     window.resize(1280, 800)
     window.show()
     t_start = time.monotonic()
-    while window.engine.stats().processed < 5:
+    while window.live.stats().processed < 5:
         app.processEvents()
         time.sleep(0.005)
         if time.monotonic() - t_start > 120:
@@ -135,11 +138,11 @@ def main() -> int:
     )
     print(
         f"{'min':>5} {'wall':>6} {'RSS MB':>7} {'objects':>8} {'threads':>7} {'None refs':>10} "
-        f"{'captured':>9} {'processed':>9} {'dropped':>8} {'proc fps':>8} {'paint fps':>9}",
+        f"{'captured':>9} {'processed':>9} {'dropped':>8} {'proc fps':>8} {'paint fps':>9} {'state':>6}",
         flush=True,
     )
     t0 = time.monotonic()
-    last_t, last_stats, last_painted = t0, window.engine.stats(), window.view.frames_painted
+    last_t, last_stats, last_painted = t0, window.live.stats(), window.view.frames_painted
     samples: list[dict[str, float]] = []
     next_report = args.every_s
     end_session_s = args.minutes * 60.0
@@ -151,7 +154,7 @@ def main() -> int:
         if session_s < next_report and session_s < end_session_s:
             continue
         gc.collect()
-        stats = window.engine.stats()
+        stats = window.live.stats()
         span = now - last_t
         sample = {
             "minute": session_s / 60.0,
@@ -165,13 +168,14 @@ def main() -> int:
             "dropped": float(stats.dropped),
             "proc_fps": (stats.processed - last_stats.processed) / span,
             "paint_fps": (window.view.frames_painted - last_painted) / span,
+            "track_state": float(track_state(window)),
         }
         samples.append(sample)
         print(
             f"{sample['minute']:5.1f} {sample['wall_min']:6.1f} {sample['rss_mb']:7.1f} {int(sample['objects']):8d} "
             f"{int(sample['threads']):7d} {int(sample['none_refs']):10d} {int(sample['captured']):9d} "
             f"{int(sample['processed']):9d} {int(sample['dropped']):8d} {sample['proc_fps']:8.1f} "
-            f"{sample['paint_fps']:9.1f}",
+            f"{sample['paint_fps']:9.1f} {int(sample['track_state']):6d}",
             flush=True,
         )
         last_t, last_stats, last_painted = now, stats, window.view.frames_painted
@@ -179,8 +183,7 @@ def main() -> int:
         if session_s >= end_session_s:
             break
 
-    recorders = [e for e in window.extensions if isinstance(e, RecordingController)]
-    folder = recorders[0].stop() if recorders else None
+    folder = window.live.stop_recording()
     window.close()
     app.processEvents()
     session = check_session(folder) if folder is not None else {"folder": None}
@@ -206,9 +209,12 @@ def main() -> int:
         f"{int(samples[-1]['dropped'])} dropped ({dropped_share:.1%}); "
         f"median processing {sorted(s['proc_fps'] for s in samples)[len(samples) // 2]:.1f} fps"
     )
+    state_peak = max(int(s["track_state"]) for s in after)
+    state_limit = 2 * max(int(s["track_state"]) for s in samples if s["minute"] < WARM_UP_MIN or s is after[0]) + 8
+    print(f"per-track state: at most {state_peak} entries after warm-up (limit {state_limit})")
     print(f"session: {json.dumps(session)}")
-    ok = growth < RSS_GROWTH_LIMIT_MB and len(threads) == 1 and not none_fell
-    ok = ok and bool(session.get("rows")) and bool(session.get("monotonic"))
+    ok = growth < RSS_GROWTH_LIMIT_MB and len(threads) == 1 and not none_fell and state_peak <= state_limit
+    ok = ok and bool(session.get("rows")) and bool(session.get("monotonic")) and bool(session.get("last_row_in_video"))
     print("verdict:", "PASS" if ok else "FAIL")
     if not args.keep:
         import shutil

@@ -135,9 +135,7 @@ def engines(vosk_model: str | None) -> list[tuple[str, Callable[[], Recognizer]]
     if model is not None:
         found.insert(0, ("vosk", lambda: VoskRecognizer(model)))
     else:
-        print(
-            "vosk: no model found (facial-emotion models download vosk-small-en-us, or --vosk-model); skipped"
-        )
+        print("vosk: no model found (facial-emotion models download vosk-small-en-us, or --vosk-model); skipped")
     return found
 
 

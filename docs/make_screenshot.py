@@ -90,7 +90,7 @@ def grab(args: argparse.Namespace) -> int:
     while time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.005)
-        result = window.engine.latest()
+        result = window.live.latest()
         if started is None and result is not None and result.faces and result.faces[0].emotion is not None:
             started = time.monotonic()
         if started is not None and time.monotonic() - started > args.seconds and result is not None and result.faces:
@@ -108,7 +108,7 @@ def grab(args: argparse.Namespace) -> int:
     picture.save(str(out), "PNG", 0)
     if out.stat().st_size > MAX_BYTES:
         picture.scaledToWidth(1000).save(str(out), "PNG", 0)
-    stats = window.engine.stats()
+    stats = window.live.stats()
     window.close()
     QApplication.processEvents()
     log.info(

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import errno
-import io
-import json
 import logging
 import os
 import shutil
@@ -16,27 +12,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from facial_emotion import __version__
 from facial_emotion.pipeline import Pipeline
+from facial_emotion.session.annotated import AnnotatedOutput
+from facial_emotion.session.files import (
+    ANNOTATED_VIDEO_FILE,
+    FRAMES_FILE,
+    SUMMARY_FILE,
+    TRANSCRIPT_FILE,
+    VIDEO_FILE,
+)
+from facial_emotion.session.info import write_session_info
+from facial_emotion.session.schema import ModelNames, SessionInfo, library_versions
+from facial_emotion.session.summary import SummaryFile
+from facial_emotion.session.tables import FrameTableWriter
+from facial_emotion.session.transcript import TranscriptWriter
 from facial_emotion.settings import Settings
 from facial_emotion.sources import (
-    FrameSource,
     ImageFolderSource,
     ImageSource,
     SourceError,
     VideoFileSource,
     open_source,
 )
-from facial_emotion.tables import FRAME_COLUMNS, frame_rows
-from facial_emotion.types import EMOTIONS, FrameResult, Utterance
+from facial_emotion.types import EMOTIONS, Utterance
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int | None], None]
-SUMMARY_RESERVE_BYTES = 16 * 1024
-"""Room kept for summary.json from the start, so that a full disk still gets one."""
 INTERRUPTED = "interrupted"
 
 
@@ -53,154 +56,6 @@ class _TrackStats:
     last_ms: float = 0.0
 
 
-class AnnotatedOutput:
-    """Where annotated frames go: a fragmented .mp4 for videos, image files for stills.
-
-    The video goes through the recorder's ``ffmpeg`` writer (a fragment a second), so
-    a full disk or a kill leaves a file that plays up to its last fragment. Frames the
-    source skipped repeat the previous image, so video frame n is still input frame n.
-    """
-
-    def __init__(self, out_dir: Path, source: FrameSource) -> None:
-        self.source = source
-        self.out_dir = out_dir
-        self._writer: Any = None
-        self.path: Path | None = None
-        self.frames = 0
-
-    def write(self, result: FrameResult) -> None:
-        """Write one annotated frame (OSError when it cannot be written)."""
-        image = result.annotated if result.annotated is not None else result.frame.image
-        if isinstance(self.source, ImageSource):
-            self.path = self.out_dir / f"annotated{Path(self.source.name).suffix or '.png'}"
-            _imwrite(self.path, image)
-        elif isinstance(self.source, ImageFolderSource):
-            self.path = self.out_dir / "annotated"
-            self.path.mkdir(exist_ok=True)
-            current = self.source.current_path
-            _imwrite(self.path / (current.name if current else f"{result.frame.index:06d}.png"), image)
-        else:
-            if self._writer is None:
-                self._open(image)
-            repeats = max(1, result.frame.index + 1 - self.frames)
-            if isinstance(self._writer, cv2.VideoWriter):
-                for _ in range(repeats):
-                    self._writer.write(image)
-            else:
-                self._writer.write(image, repeats)
-            self.frames += repeats
-            return
-        self.frames += 1
-
-    def _open(self, image: Any) -> None:
-        from facial_emotion.recording_files import VideoPipeWriter
-
-        self.path = self.out_dir / "annotated.mp4"
-        height, width = image.shape[:2]
-        fps = self.source.fps or 30.0
-        try:
-            self._writer = VideoPipeWriter(self.path, width=width, height=height, fps=fps)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-            log.warning("%s; writing a plain mp4 with OpenCV instead", exc.strerror or exc)
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-            if not self._writer.isOpened():
-                raise OSError(f"cannot write video {self.path}") from exc
-
-    def close(self) -> None:
-        """Finish the video file so it plays (OSError when its end could not be written)."""
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return
-        if isinstance(writer, cv2.VideoWriter):
-            writer.release()
-            return
-        writer.close()  # raises OSError when ffmpeg could not write the end of the file
-
-
-def _imwrite(path: Path, image: Any) -> None:
-    if not cv2.imwrite(str(path), image):
-        path.unlink(missing_ok=True)
-        raise OSError(errno.EIO, f"cannot write image {path} (is the disk full?)")
-
-
-class WholeRowTable:
-    """frames.csv, each frame's rows written at once: a failed write is cut back to the last whole row."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        self._size = 0
-        self.rows = 0
-        self._append((",".join(FRAME_COLUMNS) + "\r\n").encode())
-
-    def write(self, result: FrameResult) -> None:
-        """Append the rows of one frame, all or none."""
-        rows = frame_rows(result)
-        if not rows:
-            return
-        buf = io.StringIO()
-        csv.DictWriter(buf, fieldnames=FRAME_COLUMNS).writerows(rows)
-        self._append(buf.getvalue().encode())
-        self.rows += len(rows)
-
-    def _append(self, data: bytes) -> None:
-        view, done = memoryview(data), 0
-        try:
-            while done < len(view):
-                written = os.write(self._fd, view[done:])
-                if written <= 0:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                done += written
-        except OSError:
-            if done:
-                os.ftruncate(self._fd, self._size)
-                os.lseek(self._fd, self._size, os.SEEK_SET)
-            raise
-        self._size += len(data)
-
-    def close(self) -> None:
-        """Close the file."""
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            os.close(fd)
-
-
-class SummaryFile:
-    """summary.json: a placeholder at the start (room kept), the real one at the end.
-
-    Until the end it says ``complete: false`` (a killed run leaves that word). The end
-    is written atomically; when the disk is full it goes into the room kept.
-    """
-
-    def __init__(self, path: Path, placeholder: dict[str, Any]) -> None:
-        self.path = path
-        text = (json.dumps(placeholder, indent=2) + "\n").encode()
-        with open(path, "wb") as handle:
-            handle.write(text + b" " * max(0, SUMMARY_RESERVE_BYTES - len(text)))
-
-    def write(self, summary: dict[str, Any]) -> None:
-        """Replace the placeholder with summary (the track table shortened if it must be)."""
-        text = (json.dumps(summary, indent=2) + "\n").encode()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as handle:
-                handle.write(text)
-            os.replace(tmp, self.path)
-            return
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if len(text) > SUMMARY_RESERVE_BYTES:
-                short = {**summary, "tracks": {"omitted": f"{len(summary.get('tracks', {}))} tracks ({exc})"}}
-                text = (json.dumps(short, indent=2) + "\n").encode()
-            if len(text) > SUMMARY_RESERVE_BYTES:
-                raise
-        with open(self.path, "r+b") as handle:  # rewrites blocks the file already has
-            handle.write(text)
-            handle.truncate(len(text))
-
-
 def transcribe_into(
     input_path: Path, out_dir: Path, *, engine: str, vosk_model: str | None
 ) -> tuple[list[Utterance], dict[str, Any]]:
@@ -208,15 +63,18 @@ def transcribe_into(
 
     A file without sound, or no usable engine, gives no utterances and says why.
     """
-    from facial_emotion.speech.transcribe import TranscriptionError, transcribe_file, utterance_to_json
+    from facial_emotion.speech.transcribe import TranscriptionError, transcribe_file
 
     try:
         utterances = transcribe_file(input_path, engine=engine, vosk_model=vosk_model)
     except TranscriptionError as exc:
         return [], {"utterances": 0, "error": str(exc)}
-    with open(out_dir / "transcript.jsonl", "w") as handle:
+    writer = TranscriptWriter(out_dir / TRANSCRIPT_FILE)
+    try:
         for utterance in utterances:
-            handle.write(json.dumps(utterance_to_json(utterance)) + "\n")
+            writer.write(utterance)
+    finally:
+        writer.close()
     return utterances, {"utterances": len(utterances), "error": None, "engine": engine}
 
 
@@ -254,7 +112,7 @@ def analyze(
     try:
         placeholder = {"input": str(input_path), "version": __version__, "complete": False}
         placeholder["error"] = "the analysis did not finish (stopped, crashed, or still running)"
-        summary_file = SummaryFile(out_dir / "summary.json", placeholder)
+        summary_file = SummaryFile(out_dir / SUMMARY_FILE, placeholder)
     except OSError:
         source.close()
         raise
@@ -285,10 +143,10 @@ def analyze(
     stop: BaseException | None = None  # raised again once summary.json is written
     started = time.perf_counter()
     processing_s = 0.0
-    table: WholeRowTable | None = None
+    table: FrameTableWriter | None = None
     video = AnnotatedOutput(out_dir, source) if write_video else None
     try:
-        table = WholeRowTable(out_dir / "frames.csv")
+        table = FrameTableWriter(out_dir / FRAMES_FILE)
         while True:
             try:
                 frame = source.read()
@@ -300,9 +158,11 @@ def analyze(
             t0 = time.perf_counter()
             result = pipe.process(frame)
             processing_s += time.perf_counter() - t0
-            table.write(result)
+            placed = video.place(result) if video is not None else None
+            first, repeats = placed if placed is not None else (None, None)
+            table.write(result, video_frame=first, video_repeats=repeats)
             if video is not None:
-                video.write(result)
+                video.write(result, placed)
             for face in result.faces:
                 stats = tracks[face.track_id]
                 if stats.frames == 0:
@@ -361,7 +221,7 @@ def analyze(
         "blinks": sum(s.blinks for s in tracks.values()),
         "speech": speech_info,
         "outputs": {
-            "frames_csv": "frames.csv",
+            "frames_csv": FRAMES_FILE,
             "annotated": str(video.path.relative_to(out_dir)) if video and video.path else None,
             "video_frames": video.frames if video and video.path and video.path.suffix == ".mp4" else None,
         },
@@ -373,7 +233,7 @@ def analyze(
         summary["skipped_files"] = [p.name for p in source.skipped]
     summary_file.write(summary)
     try:
-        write_session_layout(out_dir, summary, settings, wall_s, report=stop is None)
+        write_session_layout(out_dir, summary, settings, wall_s, report=stop is None, frames_skipped=skipped)
     except OSError as exc:
         if stop is None:
             raise
@@ -384,8 +244,14 @@ def analyze(
 
 
 def write_session_layout(
-    out_dir: Path, summary: dict[str, Any], settings: Settings, wall_s: float, *, report: bool = True
-) -> None:
+    out_dir: Path,
+    summary: dict[str, Any],
+    settings: Settings,
+    wall_s: float,
+    *,
+    report: bool = True,
+    frames_skipped: int = 0,
+) -> SessionInfo:
     """Make the folder read like a recorded session: session.json, video.mp4, report.html.
 
     ``video.mp4`` is a hard link to ``annotated.mp4`` (one file on disk, two names).
@@ -393,41 +259,42 @@ def write_session_layout(
     """
     from datetime import datetime
 
-    from facial_emotion.recording import library_versions
-
-    annotated = out_dir / "annotated.mp4"
-    video = out_dir / "video.mp4"
+    annotated = out_dir / ANNOTATED_VIDEO_FILE
+    video = out_dir / VIDEO_FILE
     if annotated.is_file():
         video.unlink(missing_ok=True)
         try:
             os.link(annotated, video)
         except OSError:
             shutil.copyfile(annotated, video)
-    duration_s = (summary["frames"] / summary["fps"]) if summary.get("fps") else None
-    session = {
-        "format": 1,
-        "name": out_dir.name,
-        "kind": "analysis",
-        "started_at": datetime.now().isoformat(timespec="seconds"),
-        "finished": True,
-        "recovered": False,
-        "complete": summary["complete"],
-        "error": summary["error"],
-        "source": summary["input"],
-        "duration_s": duration_s,
-        "frames": summary["frames"],
-        "dropped_frames": 0,
-        "processing_s": round(wall_s, 3),
-        "models": summary["models"],
-        "versions": library_versions(),
-        "settings": dataclasses.asdict(settings),
-    }
-    (out_dir / "session.json").write_text(json.dumps(session, indent=2) + "\n")
-    if not report:
-        return
-    try:
-        from facial_emotion.report import build_report
+    fps = summary.get("fps")
+    info = SessionInfo(
+        name=out_dir.name,
+        kind="analysis",
+        started_at=datetime.now().isoformat(timespec="seconds"),
+        finished=True,
+        complete=summary["complete"],
+        error=summary["error"],
+        source=summary["input"],
+        duration_s=(summary["frames"] / fps) if fps else None,
+        fps=fps,
+        frames_received=summary["frames"],
+        frames_written=summary["frames"],
+        frames_skipped=frames_skipped,
+        rows=summary.get("rows", 0),
+        video_frames=summary["outputs"].get("video_frames") or 0,
+        utterances=summary.get("speech", {}).get("utterances", 0),
+        processing_s=round(wall_s, 3),
+        models=ModelNames.of(settings),
+        versions=library_versions(),
+        settings=settings,
+    )
+    write_session_info(out_dir, info)
+    if report:
+        try:
+            from facial_emotion.session.report import build_report
 
-        build_report(out_dir)
-    except Exception as exc:  # the data files are what matter; say why the report is missing
-        log.warning("could not build report.html in %s: %s", out_dir, exc)
+            build_report(out_dir, info=info)
+        except Exception as exc:  # the data files are what matter; say why the report is missing
+            log.warning("could not build report.html in %s: %s", out_dir, exc)
+    return info

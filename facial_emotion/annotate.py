@@ -349,6 +349,34 @@ class MoodAnnotator:
         return scene
 
 
+def overlay_heatmap(image_bgr: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> np.ndarray:
+    """Blend a JET-coloured heat map (resized to the image) over a BGR (or gray) image."""
+    if image_bgr.ndim == 2:
+        image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
+    h, w = image_bgr.shape[:2]
+    heat_u8 = np.clip(cv2.resize(heat.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC), 0, 1) * 255
+    colour = cv2.applyColorMap(heat_u8.astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.addWeighted(image_bgr, 1.0 - alpha, colour, alpha, 0.0)
+
+
+class HeatmapAnnotator:
+    """Each face's class activation map (``Face.heatmap``) blended into its box."""
+
+    def __init__(self, alpha: float = 0.4) -> None:
+        self.alpha = alpha
+
+    def annotate(self, scene: np.ndarray, result: FrameResult) -> np.ndarray:
+        """Blend the heat map of every face that has one into its box."""
+        height, width = scene.shape[:2]
+        for face in result.faces:
+            box = face.box.clipped(width, height)
+            if face.heatmap is None or box.width < 2 or box.height < 2:
+                continue
+            region = scene[box.top : box.bottom, box.left : box.right]
+            scene[box.top : box.bottom, box.left : box.right] = overlay_heatmap(region, face.heatmap, self.alpha)
+        return scene
+
+
 class FpsAnnotator:
     """Processing frames per second in the top-left corner."""
 
@@ -376,8 +404,9 @@ OVERLAYS: Final[tuple[OverlaySpec, ...]] = (
     OverlaySpec("blinks", "Blink counter", "K", BlinkAnnotator),
     OverlaySpec("mood", "Fused mood", "M", MoodAnnotator),
     OverlaySpec("fps", "FPS", "F", FpsAnnotator),
+    OverlaySpec("cam", "Class activation map", "C", HeatmapAnnotator),
 )
-"""Drawing order is table order. The class activation map overlay is added by the app."""
+"""Drawing order is table order; so is the Overlays menu's."""
 
 
 def build_annotators(keys: tuple[str, ...] | frozenset[str]) -> list[Annotator]:

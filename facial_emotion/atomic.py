@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 
-def write_text_atomic(path: Path, text: str, *, mode: int = 0o600) -> Path:
-    """Write text via a temporary file in the same folder, fsync, then rename over path."""
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> Path:
+    """Write bytes via a temporary file in the same folder, fsync, then rename over path."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
@@ -24,6 +24,11 @@ def write_text_atomic(path: Path, text: str, *, mode: int = 0o600) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_text_atomic(path: Path, text: str, *, mode: int = 0o600) -> Path:
+    """Write UTF-8 text atomically (see ``write_bytes_atomic``)."""
+    return write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
 
 
 def write_json_atomic(path: Path, data: Any, *, mode: int = 0o600) -> Path:

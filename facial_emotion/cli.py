@@ -6,108 +6,21 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
 
-from facial_emotion import __version__
+from facial_emotion import __version__, recording_cli, summarize_cli
+from facial_emotion.cli_settings import DEFAULTS, CommandError, bounded_int, settings_from_args
 from facial_emotion.progress import ProgressBar
-from facial_emotion.settings import (
-    DETECT_EVERY_RANGE,
-    DETECT_WIDTH_RANGE,
-    UPSAMPLE_RANGE,
-    Settings,
-    load_settings,
-)
-
-INT_OPTION_BOUNDS: Final[dict[str, tuple[int, int, str]]] = {
-    "detect_every": (*DETECT_EVERY_RANGE, "frames"),
-    "detect_width": (*DETECT_WIDTH_RANGE, "pixels, or 0 for full size"),
-    "upsample": (*UPSAMPLE_RANGE, "(each step doubles the image: memory and time grow fourfold)"),
-}
-"""The settings' bounds of the numeric detection options (detect_width also takes 0), and their unit."""
-
-
-_DEFAULTS: Final = Settings()
-
-
-class CommandError(Exception):
-    """A command cannot run as asked; the message is for the user, code is the exit status."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _bounded_int(name: str) -> Callable[[str], int]:
-    """An argparse type: a whole number within INT_OPTION_BOUNDS[name] (detect_width also takes 0)."""
-    low, high, unit = INT_OPTION_BOUNDS[name]
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
-        if not (low <= value <= high or (name == "detect_width" and value == 0)):
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high} {unit}; got {value}")
-        return value
-
-    return parse
-
-
-def _check_emotion_model(settings: Settings, origin: str) -> None:
-    """Load an explicitly chosen emotion model once, so a bad file stops the command with its reason.
-
-    The registry's model needs no check (a missing one only turns emotions off, with a note);
-    a file the user named and that cannot load is an error: exit 2 naming the file.
-    """
-    if settings.emotion is None or not settings.emotion_model_path:
-        return
-    from facial_emotion.vision.classifier import ModelLoadError, load_keras_model
-
-    try:
-        load_keras_model(Path(settings.emotion_model_path))
-    except ModelLoadError as exc:
-        raise CommandError(f"cannot load emotion model {exc.path} (given with {origin}): {exc.reason}") from exc
-
-
-def _settings_from_args(args: argparse.Namespace) -> Settings:
-    """The settings file with the command's options applied; a named emotion model must load.
-
-    Raises CommandError when ``--model`` (or the settings file's model) cannot be loaded.
-    """
-    settings, message = load_settings(Path(args.settings)) if args.settings else (Settings(), None)
-    if message:
-        print(f"warning: {message}", file=sys.stderr)
-    origin = f"the settings file {args.settings}" if args.settings else "the settings"
-    changes: dict[str, Any] = {}
-    if getattr(args, "model", None):
-        changes["emotion_model_path"] = str(Path(args.model).expanduser())
-        origin = "--model"
-    if getattr(args, "no_emotion", False):
-        changes["emotion"] = None
-    if getattr(args, "landmarks", None):
-        changes["landmarks"] = None if args.landmarks == "off" else args.landmarks
-    if getattr(args, "detect_every", None):
-        changes["detect_every"] = args.detect_every
-    if getattr(args, "detect_width", None) is not None:
-        changes["detect_width_px"] = args.detect_width or None
-    if getattr(args, "upsample", None) is not None:
-        changes["upsample"] = args.upsample
-    if getattr(args, "largest_only", False):
-        changes["largest_only"] = True
-    if getattr(args, "smoothing", False):
-        changes["smoothing"] = True
-    settings = settings.replace(**changes)
-    _check_emotion_model(settings, origin)
-    return settings
+from facial_emotion.settings import DETECT_EVERY_RANGE, DETECT_WIDTH_RANGE, UPSAMPLE_RANGE
+from facial_emotion.speech import cli as speech_cli
+from facial_emotion.training import cli as training_cli
 
 
 def _run_analyze(args: argparse.Namespace) -> int:
     from facial_emotion.analyze import AnalysisError, analyze
     from facial_emotion.paths import DEFAULT_EMOTION_MODEL
 
-    settings = _settings_from_args(args)
+    settings = settings_from_args(args)
     if settings.emotion and not settings.emotion_model_path and not DEFAULT_EMOTION_MODEL.is_file():
         print(
             f"note: no emotion model at {DEFAULT_EMOTION_MODEL}; emotions are off (give one with --model)",
@@ -162,18 +75,6 @@ def _run_gui(args: argparse.Namespace) -> int:
     return run_app(args)
 
 
-def _optional_registrations() -> list[Callable[[Any], None]]:
-    """Subcommands of the training and speech packages (absent ones are skipped)."""
-    found = []
-    for module in ("facial_emotion.training.cli", "facial_emotion.speech.cli", "facial_emotion.recording_cli"):
-        try:
-            found.append(__import__(module, fromlist=["register"]).register)
-        except ImportError as exc:
-            if not exc.name or not module.startswith(exc.name):
-                raise
-    return found
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -193,28 +94,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video file, image, or folder of images")
     p.add_argument("--out", metavar="DIR", help="output folder (default: out/<input name>)")
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
-    p.add_argument("--model", metavar="FILE", help="a .keras emotion model to use instead of the shipped one")
+    p.add_argument(
+        "--model",
+        metavar="FILE",
+        help="an emotion model (.keras with its LiteRT twin, or a .tflite) instead of the shipped one",
+    )
     p.add_argument("--no-emotion", action="store_true", help="skip emotion classification")
     p.add_argument("--landmarks", choices=["68", "5", "off"], help="landmark model (default 68)")
     p.add_argument(
         "--detect-every",
-        type=_bounded_int("detect_every"),
+        type=bounded_int("detect_every"),
         metavar="N",
-        help="run the detector every N frames, {}-{} (default {})".format(*DETECT_EVERY_RANGE, _DEFAULTS.detect_every),
+        help="run the detector every N frames, {}-{} (default {})".format(
+            *DETECT_EVERY_RANGE, DEFAULTS.detection.every
+        ),
     )
     p.add_argument(
         "--detect-width",
-        type=_bounded_int("detect_width"),
+        type=bounded_int("detect_width"),
         metavar="PX",
         help="detect on frames downscaled to this width, {}-{}, or 0 for full size (default {})".format(
-            *DETECT_WIDTH_RANGE, _DEFAULTS.detect_width_px or 0
+            *DETECT_WIDTH_RANGE, DEFAULTS.detection.width_px or 0
         ),
     )
     p.add_argument(
         "--upsample",
-        type=_bounded_int("upsample"),
+        type=bounded_int("upsample"),
         metavar="N",
-        help="dlib upsampling for small faces, {}-{} (default {})".format(*UPSAMPLE_RANGE, _DEFAULTS.upsample),
+        help="dlib upsampling for small faces, {}-{} (default {})".format(*UPSAMPLE_RANGE, DEFAULTS.detection.upsample),
     )
     p.add_argument("--largest-only", action="store_true", help="keep only the largest face")
     p.add_argument("--smoothing", action="store_true", help="smooth emotions over time per face")
@@ -231,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--record", metavar="DIR", default=argparse.SUPPRESS, help="start recording at once, into DIR")
     g.add_argument("--mic", metavar="DEVICE", default=argparse.SUPPRESS, help="listen to this microphone")
     g.set_defaults(func=_run_gui)
-    for register in _optional_registrations():
+    for register in (training_cli.register, speech_cli.register, recording_cli.register, summarize_cli.register):
         register(sub)
     return parser
 

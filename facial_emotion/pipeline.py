@@ -2,7 +2,8 @@
 
 Stages: detect (every N frames, on a downscaled frame) -> track ids -> landmarks
 (which also follow faces between detections) -> align to 48x48 -> classify all faces
-in one batch -> smooth -> blinks -> mood -> annotate.
+in one batch -> smooth -> blinks -> mood -> class activation maps (while that overlay
+is on) -> annotate.
 """
 
 from __future__ import annotations
@@ -16,16 +17,20 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from facial_emotion.annotate import Annotator, annotate_all, build_annotators
+from facial_emotion.annotate import annotate_all, build_annotators
+from facial_emotion.paths import DEFAULT_EMOTION_MODEL
 from facial_emotion.registry import Slot, get_spec
 from facial_emotion.settings import Settings
 from facial_emotion.types import Box, EmotionScores, Face, Frame, FrameResult, StageTimes
-from facial_emotion.vision.align import FACE_SIZE_PX, align_face
+from facial_emotion.vision.align import face_input
 from facial_emotion.vision.blinks import BlinkCounter, eye_aspect_ratios
 from facial_emotion.vision.classifier import EmotionSmoother, to_scores
 from facial_emotion.vision.tracker import FaceTracker
 
 log = logging.getLogger(__name__)
+
+CAM_KEY = "cam"
+"""The overlay whose stage (Grad-CAM) runs only while it is on."""
 
 
 class MoodSource(Protocol):
@@ -71,38 +76,24 @@ def _box_from_landmarks(landmarks: np.ndarray, rel: tuple[float, float, float, f
     return Box(round(x0 + rel[0] * w), round(y0 + rel[1] * h), round(x1 + rel[2] * w), round(y1 + rel[3] * h))
 
 
-def crop_box_face(gray: np.ndarray, box: Box) -> np.ndarray:
-    """A 48x48 crop of the box itself, for when no landmarks are available to align with."""
-    height, width = gray.shape[:2]
-    b = box.clipped(width, height)
-    if b.area == 0:
-        return np.zeros((FACE_SIZE_PX, FACE_SIZE_PX), dtype=np.uint8)
-    return cv2.resize(
-        gray[b.top : b.bottom, b.left : b.right], (FACE_SIZE_PX, FACE_SIZE_PX), interpolation=cv2.INTER_AREA
-    )
-
-
 class Pipeline:
     """Turns frames into FrameResults; models come from the registry per Settings.
 
     Models are loaded once and cached, so switching a slot off and on again is cheap.
     ``configure`` may be called between frames to switch models, overlays or settings.
-    Stages may also be injected (tests, benchmarks) through ``stages``.
     """
 
     def __init__(
         self,
         settings: Settings | None = None,
         *,
-        stages: dict[Slot, Any] | None = None,
         annotate: bool = True,
-        extra_annotators: tuple[Annotator, ...] = (),
         mood: MoodSource | None = None,
     ) -> None:
         self._cache: dict[tuple[str, str, str], Any] = {}
-        self._injected = dict(stages or {})
+        self._explainers: dict[str, Any] = {}
+        self._explainer: Any = None
         self.annotate = annotate
-        self.extra_annotators = list(extra_annotators)
         self.mood = mood
         self.tracker = FaceTracker()
         self._states: dict[int, _TrackState] = {}
@@ -110,7 +101,9 @@ class Pipeline:
         self._since_detect = 0
         self._fps_ema_ms: float | None = None
         self.settings = Settings()
-        self.load_errors: dict[Slot, str] = {}
+        self.load_errors: dict[str, str] = {}
+        """Why a slot's model (or the class activation maps, "cam") is off, by slot."""
+        self._cam_errors: dict[str, str] = {}
         self.configure(settings or Settings())
 
     # -- configuration -------------------------------------------------------------
@@ -118,8 +111,6 @@ class Pipeline:
     def _stage(self, slot: Slot, key: str | None) -> Any:
         if key is None:
             return None
-        if slot in self._injected:
-            return self._injected[slot]
         path = (
             Path(self.settings.emotion_model_path) if slot == "emotion" and self.settings.emotion_model_path else None
         )
@@ -140,17 +131,43 @@ class Pipeline:
                 self.load_errors[slot] = str(exc)
                 setattr(self, f"_{slot}", None)
         if self._detector is not None and hasattr(self._detector, "max_width_px"):
-            self._detector.max_width_px = settings.detect_width_px
-            self._detector.upsample = settings.upsample
-        self._smoother.alpha = settings.smoothing_alpha
+            self._detector.max_width_px = settings.detection.width_px
+            self._detector.upsample = settings.detection.upsample
+        self._explainer = self._cam_stage(settings) if CAM_KEY in settings.overlays else None
+        self._smoother.alpha = settings.classifier.smoothing_alpha
         self._annotators = build_annotators(settings.overlays) if self.annotate else []
         self._since_detect = 0  # re-detect after any change
+
+    def _cam_stage(self, settings: Settings) -> Any:
+        """The Grad-CAM explainer of the emotion model in use (loaded once per model file)."""
+        if self._emotion is None:
+            return None
+        path = settings.emotion_model_path or str(DEFAULT_EMOTION_MODEL)
+        if path not in self._explainers:
+            try:
+                # TensorFlow, only while the user looks at class activation maps: gradients
+                # need the Keras model; the light runtime has none.
+                from facial_emotion.training.explain import GradCamExplainer
+
+                self._explainers[path] = GradCamExplainer(Path(path))
+            except Exception as exc:  # no model file, no TensorFlow: the overlay says why, frames go on
+                log.error("no class activation maps for %s: %s", path, exc)
+                self._explainers[path] = None
+                self._cam_errors[path] = f"class activation maps are not available: {exc}"
+        if path in self._cam_errors:
+            self.load_errors["cam"] = self._cam_errors[path]
+        return self._explainers[path]
+
+    @property
+    def landmark_model(self) -> Any:
+        """The landmark stage in use (None when off)."""
+        return self._landmarks
 
     def reset(self) -> None:
         """Forget tracks and per-face state (call when the source changes or loops); ids keep counting."""
         self.tracker.reset()
         self._states.clear()
-        self._smoother = EmotionSmoother(self.settings.smoothing_alpha)
+        self._smoother = EmotionSmoother(self.settings.classifier.smoothing_alpha)
         self._since_detect = 0
         self._fps_ema_ms = None
         if self.mood is not None:
@@ -169,9 +186,9 @@ class Pipeline:
 
     def _detect_or_follow(self, gray: np.ndarray, t: dict[str, float]) -> list[tuple[int, Box, bool]]:
         landmarks = self._landmarks
-        follow_ok = landmarks is not None and self.settings.detect_every > 1
+        follow_ok = landmarks is not None and self.settings.detection.every > 1
         live = [tr for tr in self.tracker.tracks if tr.missed == 0]
-        if follow_ok and live and self._since_detect < self.settings.detect_every:
+        if follow_ok and live and self._since_detect < self.settings.detection.every:
             self._since_detect += 1
             out = []
             start = time.perf_counter()
@@ -191,7 +208,7 @@ class Pipeline:
             return out
         start = time.perf_counter()
         boxes = self._detector.detect(gray) if self._detector is not None else ()
-        if self.settings.largest_only:
+        if self.settings.detection.largest_only:
             boxes = boxes[:1]
         t["detect"] += (time.perf_counter() - start) * 1000
         self._since_detect = 1
@@ -200,7 +217,7 @@ class Pipeline:
     def process(self, frame: Frame) -> FrameResult:
         """Everything about one frame: faces with ids, landmarks, emotions, blinks; annotated image."""
         started = time.perf_counter()
-        t = {"detect": 0.0, "landmarks": 0.0, "align": 0.0, "classify": 0.0, "blink": 0.0, "annotate": 0.0}
+        t = {"detect": 0.0, "landmarks": 0.0, "align": 0.0, "classify": 0.0, "blink": 0.0, "annotate": 0.0, "cam": 0.0}
         image = frame.image
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         if self._detector is None and self.tracker.tracks:
@@ -228,12 +245,7 @@ class Pipeline:
             points_list.append(points)
 
         s = time.perf_counter()
-        aligned: list[np.ndarray] = []
-        for (_, box, _), points in zip(placed, points_list, strict=True):
-            try:
-                aligned.append(align_face(gray, points) if points is not None else crop_box_face(gray, box))
-            except ValueError:
-                aligned.append(crop_box_face(gray, box))
+        aligned = [face_input(gray, box, points) for (_, box, _), points in zip(placed, points_list, strict=True)]
         t["align"] += (time.perf_counter() - s) * 1000
 
         probs = None
@@ -242,12 +254,18 @@ class Pipeline:
             probs = self._emotion.classify(np.stack(aligned))
             t["classify"] += (time.perf_counter() - s) * 1000
 
+        heat = None
+        if self._explainer is not None and probs is not None:
+            s = time.perf_counter()
+            heat = self._explainer.explain(np.stack(aligned))
+            t["cam"] += (time.perf_counter() - s) * 1000
+
         faces: list[Face] = []
         for i, ((tid, box, detected), points) in enumerate(zip(placed, points_list, strict=True)):
             state = self._states[tid]
             scores = None
             if probs is not None:
-                p = self._smoother.smooth(tid, probs[i]) if self.settings.smoothing else probs[i]
+                p = self._smoother.smooth(tid, probs[i]) if self.settings.classifier.smoothing else probs[i]
                 scores = to_scores(p)
             ear = None
             s = time.perf_counter()
@@ -272,6 +290,7 @@ class Pipeline:
                     detected=detected,
                     aligned=aligned[i],
                     mood=mood,
+                    heatmap=None if heat is None else heat[i],
                 )
             )
 
@@ -282,7 +301,7 @@ class Pipeline:
         annotated = None
         if self.annotate:
             s = time.perf_counter()
-            annotated = annotate_all(image, result, [*self._annotators, *self.extra_annotators])
+            annotated = annotate_all(image, result, self._annotators)
             t["annotate"] += (time.perf_counter() - s) * 1000
         latency = (time.perf_counter() - started) * 1000
         times = StageTimes(
@@ -292,6 +311,7 @@ class Pipeline:
             classify_ms=t["classify"],
             blink_ms=t["blink"],
             annotate_ms=t["annotate"],
+            cam_ms=t["cam"],
         )
         return FrameResult(
             frame=frame, faces=tuple(faces), annotated=annotated, latency_ms=latency, times=times, fps=fps

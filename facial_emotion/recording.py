@@ -7,7 +7,7 @@ annotated (and optionally clean) video through an ``ffmpeg`` pipe as fragmented 
 that stays playable up to a crash, ``frames.csv`` a frame at a time, ``audio.wav``,
 ``transcript.jsonl``. A write error (a full disk) stops the recording with a message
 and keeps what was written, and ``session.json`` says why (``stop_reason``);
-``stop()`` finishes the folder (see ``recovery``).
+``stop()`` finishes the folder (see ``session.finish``).
 
 ``start()`` creates the folder at once with an exclusive ``mkdir`` (``-2``, ``-3``, …
 on a collision), so two recorders started in the same second, in one process or
@@ -30,18 +30,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from facial_emotion import __version__
-from facial_emotion.recording_files import SessionWriter
-from facial_emotion.recovery import (
-    SESSION_RESERVE_BYTES,
+from facial_emotion.session.finish import finish_session
+from facial_emotion.session.info import SESSION_RESERVE_BYTES, write_session_info
+from facial_emotion.session.mark import mark_active, write_mark
+from facial_emotion.session.markers import Marker
+from facial_emotion.session.schema import (
     STOP_DISK_FULL,
-    STOP_REASON_KEY,
     STOP_WRITE_ERROR,
-    finish_session,
-    mark_active,
-    write_marker,
-    write_session_info,
+    ModelNames,
+    SessionInfo,
+    library_versions,
+    study_text,
 )
+from facial_emotion.session.writers import SessionWriter
 from facial_emotion.settings import Settings
 from facial_emotion.types import FrameResult, Utterance
 
@@ -74,19 +75,6 @@ def session_name(when: datetime | None = None) -> str:
     return (when or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries behind the models (read from metadata, nothing imported)."""
-    from importlib import metadata
-
-    out = {"facial-emotion": __version__}
-    for dist in ("tensorflow-cpu", "tensorflow", "dlib", "dlib-bin", "opencv-python-headless", "numpy"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
 class SessionRecorder:
     """Records results, audio and utterances into one session folder on its own thread."""
 
@@ -103,8 +91,13 @@ class SessionRecorder:
         min_free_bytes: int = MIN_FREE_BYTES,
         writer_factory: WriterFactory = SessionWriter,
         lossless: bool = False,
+        participant: str | None = None,
+        condition: str | None = None,
     ) -> None:
+        """``participant`` and ``condition`` go into session.json (``study_text``: ValueError if too long)."""
         self.root = Path(root).expanduser()
+        self.participant = study_text(participant, "participant")
+        self.condition = study_text(condition, "condition")
         self.settings = settings or Settings()
         self.clean_video = self.settings.record_clean_video if clean_video is None else clean_video
         self.fps = fps
@@ -122,7 +115,9 @@ class SessionRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.folder: Path | None = None
-        self.info: dict[str, Any] = {}
+        self.info = SessionInfo()
+        """What session.json says; replaced (never changed in place) under ``_info_lock``."""
+        self._info_lock = threading.Lock()
         self.received = 0
         self.written = 0
         self.dropped = 0
@@ -136,13 +131,17 @@ class SessionRecorder:
     # -- any thread ------------------------------------------------------------------
 
     def start(self, *, extra_info: dict[str, Any] | None = None) -> Path:
-        """Begin a session; returns its folder, created here with its ``.recording`` marker.
+        """Begin a session; returns its folder, created here with its ``.recording`` mark.
 
-        A folder that cannot be created (no permission, read-only media) does not raise:
-        ``error`` says why at once, and the recorder thread ends without writing.
+        ``extra_info`` sets more ``SessionInfo`` fields (``realtime``, ``engine_dropped``...;
+        a key that is not a field raises TypeError). A folder that cannot be created (no
+        permission, read-only media) does not raise: ``error`` says why at once, and the
+        recorder thread ends without writing.
         """
         if self._thread is not None:
             raise RuntimeError("this recorder has already been started")
+        if extra_info:
+            dataclasses.replace(SessionInfo(), **extra_info)  # a key that is no field raises before a folder is made
         now = datetime.now().astimezone()
         folder = self.root / session_name(now)
         failure: str | None = None
@@ -153,28 +152,23 @@ class SessionRecorder:
             folder = self.folder or folder  # the one made before the marker failed, if any
         self.folder = folder
         mark_active(folder, True)
-        s = self.settings
-        self.info = {
-            "format": 1,
-            "name": folder.name,
-            "started_at": now.isoformat(timespec="seconds"),
-            "started_epoch_s": round(time.time(), 3),
-            "finished": False,
-            "recovered": False,
-            "source": self.source_name,
-            "clean_video": self.clean_video,
-            "models": {
-                "detector": s.detector,
-                "landmarks": s.landmarks,
-                "emotion": s.emotion,
-                "emotion_model_path": s.emotion_model_path,
-            },
-            "versions": library_versions(),
-            "settings": dataclasses.asdict(s),
-            "pid": os.getpid(),
-            "error": None,
+        self.info = dataclasses.replace(
+            SessionInfo(
+                name=folder.name,
+                kind="recording",
+                started_at=now.isoformat(timespec="seconds"),
+                started_epoch_s=round(time.time(), 3),
+                source=self.source_name,
+                participant=self.participant,
+                condition=self.condition,
+                clean_video=self.clean_video,
+                models=ModelNames.of(self.settings),
+                versions=library_versions(),
+                settings=self.settings,
+                pid=os.getpid(),
+            ),
             **(extra_info or {}),
-        }
+        )
         self._t0 = time.monotonic()
         if failure is not None:
             self._fail(failure, STOP_WRITE_ERROR)
@@ -218,6 +212,10 @@ class SessionRecorder:
         if getattr(utterance, "final", True):
             self._put_aux("utterance", utterance, 0.0)
 
+    def add_marker(self, marker: Marker) -> None:
+        """Queue a marker for markers.csv; any thread, never blocks."""
+        self._put_aux("marker", marker, marker.time_ms)
+
     def _put_aux(self, kind: str, payload: Any, t_ms: float) -> None:
         if not self._accepting:
             return
@@ -245,7 +243,7 @@ class SessionRecorder:
     def request_stop(self, *, extra_info: dict[str, Any] | None = None) -> None:
         """Ask the recorder to finish; returns at once (the folder is finished on its thread)."""
         if extra_info:
-            self.info.update(extra_info)
+            self._update_info(**extra_info)
         self._accepting = False
         if self._t_end is None:
             self._t_end = time.monotonic()
@@ -261,6 +259,11 @@ class SessionRecorder:
             log.warning("recorder still finishing %s after %.0f s", self.folder, timeout_s)
         return self.folder
 
+    def _update_info(self, **changes: Any) -> SessionInfo:
+        with self._info_lock:
+            self.info = dataclasses.replace(self.info, **changes)
+            return self.info
+
     # -- recorder thread ----------------------------------------------------------------
 
     def _create_folder(self, name: str) -> Path:
@@ -274,15 +277,14 @@ class SessionRecorder:
                 continue
             self.folder, self._created = folder, True
             folder.chmod(0o700)  # the umask may have cleared bits; sessions are private
-            write_marker(folder)
+            write_mark(folder)
             return folder
         raise OSError(errno.EEXIST, f"{MAX_NAME_SUFFIX} sessions named {name} already exist")
 
     def _fail(self, message: str, reason: str = STOP_WRITE_ERROR) -> None:
         if self.error is None:
             self.error = message
-            self.info["error"] = message
-            self.info[STOP_REASON_KEY] = reason
+            self._update_info(error=message, stop_reason=reason)
             log.error("recording stopped: %s", message)
             self._accepting = False
             if self._t_end is None:
@@ -348,6 +350,8 @@ class SessionRecorder:
             try:
                 if kind == "audio":
                     writer.write_audio(payload, t_ms)
+                elif kind == "marker":
+                    writer.write_marker(payload)
                 else:
                     writer.write_utterance(payload)
             except OSError as exc:
@@ -374,14 +378,13 @@ class SessionRecorder:
         self._accepting = False
         if self._t_end is None:
             self._t_end = time.monotonic()
-        info = self.info
         if writer is not None:
             try:
                 writer.close()
             except OSError as exc:
                 self._fail(self._describe(exc), self._reason(exc))
-            info.update(writer.counts())
-        info.update(
+            self._update_info(**writer.counts())
+        info = self._update_info(
             duration_s=round(self._t_end - self._t0, 3),
             frames_received=self.received,
             frames_dropped=self.dropped,
@@ -390,8 +393,10 @@ class SessionRecorder:
         )
         try:
             if self._created and folder.is_dir():  # never a folder this recorder did not make
-                self.info = finish_session(folder, info, recovered=False)
+                info = finish_session(folder, info)
         except OSError as exc:
             log.error("cannot finish %s (the next start will): %s", folder, exc)
         finally:
+            with self._info_lock:
+                self.info = info
             mark_active(folder, False)

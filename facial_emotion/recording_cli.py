@@ -27,6 +27,8 @@ AUDIO_CHUNK_MS = 100
 EXIT_INPUT = 2
 EXIT_OUTPUT = 3
 EXIT_SOURCE = 4
+RECORD_FINISH_TIMEOUT_S = 120.0
+"""How long ``record`` waits at the end for its session folder to be finished (video remuxed)."""
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -67,8 +69,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--clean-video", action="store_true", help="also keep the video without overlays")
     p.add_argument("--realtime", action="store_true", help="play files at their own rate (may drop frames)")
     p.add_argument("--audio", help="audio (or video) file to record as the session's sound")
-    p.add_argument("--model", help="a .keras emotion model to use instead of the shipped one")
+    p.add_argument(
+        "--model", help="an emotion model (.keras with its LiteRT twin, or a .tflite) instead of the shipped one"
+    )
     p.add_argument("--no-emotion", action="store_true", help="skip emotion classification")
+    p.add_argument("--participant", metavar="P", help="the study's participant id, kept in session.json")
+    p.add_argument("--condition", metavar="C", help="the study condition, kept in session.json")
     p.set_defaults(func=run_record)
 
     r = subparsers.add_parser("report", help="rebuild report.html of a session folder (finishing it after a crash)")
@@ -78,8 +84,11 @@ def register(subparsers: Any) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     """Recover the folder if it was left unfinished, else rebuild its report."""
-    from facial_emotion.recovery import FRAMES_FILE, check_writable, is_active, is_unfinished, recover_session
-    from facial_emotion.report import build_report
+    from facial_emotion.session.files import FRAMES_FILE, REPORT_FILE
+    from facial_emotion.session.load import SessionError
+    from facial_emotion.session.mark import is_active
+    from facial_emotion.session.recovery import check_writable, is_unfinished, recover_session
+    from facial_emotion.session.report import build_report
 
     folder = Path(args.folder).expanduser()
     try:
@@ -108,10 +117,13 @@ def run_report(args: argparse.Namespace) -> int:
     try:
         if is_unfinished(folder):
             info = recover_session(folder)
-            print(f"recovered unfinished session {folder} ({info.get('duration_s', 0):.1f} s)")
-            path = folder / str(info.get("report") or "report.html")
+            print(f"recovered unfinished session {folder} ({info.duration_s or 0:.1f} s)")
+            path = folder / (info.report or REPORT_FILE)
         else:
             path = build_report(folder)
+    except SessionError as exc:
+        print(f"error: cannot read the session: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     except OSError as exc:
         if exc.filename and os.path.exists(exc.filename) and not os.access(exc.filename, os.R_OK):
             print(f"error: cannot read {describe_os_error(exc)}", file=sys.stderr)
@@ -154,17 +166,23 @@ def feed_pcm(recorder: Any, pcm: bytes, t0_ms: float = 0.0, *, start: int = 0, u
 
 
 def run_record(args: argparse.Namespace) -> int:
-    """Record a source through the engine until it ends, --seconds pass, or Ctrl+C / SIGTERM."""
-    from facial_emotion.cli import _settings_from_args
-    from facial_emotion.engine import Engine, SourceEnded, SourceFailed
+    """Record a source through a live session until it ends, --seconds pass, or Ctrl+C / SIGTERM."""
+    from facial_emotion.cli_settings import settings_from_args
+    from facial_emotion.live import LiveSession
+    from facial_emotion.live.events import SourceEnded, SourceFailed
     from facial_emotion.paths import DEFAULT_EMOTION_MODEL
-    from facial_emotion.recording import SessionRecorder
-    from facial_emotion.recovery import recover_all
+    from facial_emotion.session.recovery import recover_all
+    from facial_emotion.session.schema import study_text
     from facial_emotion.sources import SourceError, open_source
 
-    settings = _settings_from_args(args)
+    settings = settings_from_args(args).replace(speech_on=False)  # the sound is --audio's, as given
     if args.seconds is not None and args.seconds <= 0:
         print("error: --seconds must be positive", file=sys.stderr)
+        return EXIT_INPUT
+    try:
+        study = {k: study_text(getattr(args, k, None), f"--{k}") for k in ("participant", "condition")}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     spec, note = resolve_source(str(args.source))
     if note:
@@ -185,56 +203,54 @@ def run_record(args: argparse.Namespace) -> int:
     for folder in recover_all(root):
         print(f"recovered unfinished session {folder}", file=sys.stderr)
     realtime = bool(args.realtime or source.live)
-    recorder = SessionRecorder(
-        root,
-        settings=settings,
+    live = LiveSession(settings, realtime=realtime, record_dir=root)
+    live.open(source)
+    folder = live.start_recording(
         clean_video=args.clean_video,
         fps=source.fps,
         source_name=str(spec),
         lossless=not realtime,
+        extra_info={"realtime": realtime},
+        **study,
     )
-    folder = recorder.start(extra_info={"realtime": realtime})
+    recorder = live.recording.recorder
+    assert folder is not None and recorder is not None
     if recorder.error is not None:  # no folder (no permission, read-only media): nothing to run
-        recorder.stop()
-        source.close()
+        live.close(recording_timeout_s=RECORD_FINISH_TIMEOUT_S)
         print(f"error: {recorder.error}", file=sys.stderr)
         return EXIT_OUTPUT
-    engine = Engine(settings, realtime=realtime)
-    engine.open(source)
-    engine.add_listener(recorder.add_result)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"recording to {folder}", flush=True)
     fed = 0
-    engine.start()
+    live.start(recover=False)
     deadline = time.monotonic() + args.seconds if args.seconds else None
     code = 0
     try:
         while not stop.is_set() and recorder.error is None:
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            events = engine.poll_events()
+            events = live.poll()
             failed = [e for e in events if isinstance(e, SourceFailed)]
             if failed:
                 print(f"error: {failed[0].message}", file=sys.stderr)
                 code = EXIT_SOURCE
                 break
             if any(isinstance(e, SourceEnded) for e in events):
-                _wait_processed(engine)
+                _wait_processed(live.engine)
                 break
-            if pcm is not None and (latest := engine.latest()) is not None:
+            if pcm is not None and (latest := live.latest()) is not None:
                 # The sound follows the pictures, as a live microphone's would.
-                fed = feed_pcm(recorder, pcm, start=fed, until_ms=latest.frame.timestamp_ms)
+                fed = feed_pcm(live.recording, pcm, start=fed, until_ms=latest.frame.timestamp_ms)
             stop.wait(0.05)
     except KeyboardInterrupt:
         print("stopping", file=sys.stderr)
-    stats = engine.stats()
-    if pcm is not None and (latest := engine.latest()) is not None:
-        feed_pcm(recorder, pcm, start=fed, until_ms=latest.frame.timestamp_ms + AUDIO_CHUNK_MS)
-    engine.remove_listener(recorder.add_result)
-    engine.stop()
-    recorder.stop(extra_info={"engine_captured": stats.captured, "engine_dropped": stats.dropped})
+    stats = live.stats()
+    if pcm is not None and (latest := live.latest()) is not None:
+        feed_pcm(live.recording, pcm, start=fed, until_ms=latest.frame.timestamp_ms + AUDIO_CHUNK_MS)
+    live.stop_recording(extra_info={"engine_captured": stats.captured, "engine_dropped": stats.dropped})
+    live.close(recording_timeout_s=RECORD_FINISH_TIMEOUT_S)
     if recorder.error:
         print(f"error: {recorder.error}", file=sys.stderr)
         code = EXIT_OUTPUT

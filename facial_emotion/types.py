@@ -145,6 +145,8 @@ class Face:
     """The 48x48 uint8 grayscale crop the classifier saw, if any."""
     mood: float | None = None
     """Fused mood in [-1, 1] (face valence with speech), when fusion is on."""
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+    """(48, 48) float32 in [0, 1]: where the classifier looked (Grad-CAM), while that overlay is on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,7 @@ class StageTimes:
     classify_ms: float = 0.0
     blink_ms: float = 0.0
     annotate_ms: float = 0.0
+    cam_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,7 +69,7 @@ def test_analyze_video_writes_consistent_outputs(shared_data: Path, tmp_path: Pa
     assert summary["processing_fps"] > 0
     # the same folder layout as a recorded session
     session = json.loads((out / "session.json").read_text())
-    assert session["finished"] and not session["recovered"] and session["frames"] == 72
+    assert session["finished"] and not session["recovered"] and session["frames_written"] == 72
     assert (out / "video.mp4").stat().st_ino == (out / "annotated.mp4").stat().st_ino
     assert (out / "report.html").read_text().count("data:image/png;base64,") >= 3
 

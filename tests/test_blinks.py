@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from facial_emotion.pipeline import Pipeline
-from facial_emotion.settings import Settings
+from facial_emotion.settings import DetectionOptions, Settings
 from facial_emotion.sources import VideoFileSource, iter_frames
 from facial_emotion.vision.blinks import BlinkCounter, eye_aspect_ratio
 
@@ -67,7 +67,7 @@ def test_blinks_per_minute() -> None:
 
 def test_the_one_visible_blink_in_single_face_video(shared_data: Path) -> None:
     # single_face.mp4 has one blink, frames 25-29 (checked by eye); nothing else closes the eyes
-    pipeline = Pipeline(Settings(emotion=None, detect_every=1), annotate=False)
+    pipeline = Pipeline(Settings(emotion=None, detection=DetectionOptions(every=1)), annotate=False)
     source = VideoFileSource(shared_data / "faces-pyfeat" / "single_face.mp4")
     counts = [pipeline.process(frame).faces[0].blinks for frame in iter_frames(source)]
     assert counts[-1] == 1

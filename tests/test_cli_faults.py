@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from facial_emotion.cli import INT_OPTION_BOUNDS, build_parser, main
+from facial_emotion.cli import build_parser, main
+from facial_emotion.cli_settings import INT_OPTION_BOUNDS
 from facial_emotion.settings import DETECT_EVERY_RANGE, DETECT_WIDTH_RANGE, UPSAMPLE_RANGE
 
 from .test_align_classify import make_bad_models

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facial_emotion.pipeline import Pipeline
-from facial_emotion.settings import Settings
+from facial_emotion.settings import DetectionOptions, Settings
 from facial_emotion.sources import VideoFileSource, iter_frames
 from facial_emotion.types import Box
 from facial_emotion.vision.detector import HogFaceDetector
@@ -100,7 +100,7 @@ def test_one_stable_track_through_single_face_video(shared_data: Path, video: st
 
 
 def test_no_faces_in_face_free_video(shared_data: Path) -> None:
-    ids = _track_video(shared_data / "faces-pyfeat" / "no_face.mp4", Settings(detect_every=1))
+    ids = _track_video(shared_data / "faces-pyfeat" / "no_face.mp4", Settings(detection=DetectionOptions(every=1)))
     assert len(ids) > 90
     assert not any(ids)
 
@@ -108,7 +108,7 @@ def test_no_faces_in_face_free_video(shared_data: Path) -> None:
 @pytest.mark.parametrize("video", ["face_noface.mov", "noface_face.mov"])
 def test_faces_only_while_the_face_is_there(shared_data: Path, video: str) -> None:
     # detect on every frame: what is asserted is the detector's verdict per frame
-    ids = _track_video(shared_data / "faces-pyfeat" / video, Settings(detect_every=1))
+    ids = _track_video(shared_data / "faces-pyfeat" / video, Settings(detection=DetectionOptions(every=1)))
     with_face = [i for i, frame in enumerate(ids) if frame]
     assert 60 <= len(with_face) <= 85, len(with_face)  # the README: a face for about 72 frames
     # the face part is one stretch at one end of the clip, with at most a few gaps
@@ -121,13 +121,15 @@ def test_faces_only_while_the_face_is_there(shared_data: Path, video: str) -> No
 
 
 def test_following_between_detections_keeps_the_face(shared_data: Path) -> None:
-    every = _track_video(shared_data / "faces-pyfeat" / "single_face.mp4", Settings(detect_every=1))
-    sparse_pipeline = Pipeline(Settings(detect_every=8, emotion=None), annotate=False)
+    every = _track_video(
+        shared_data / "faces-pyfeat" / "single_face.mp4", Settings(detection=DetectionOptions(every=1))
+    )
+    sparse_pipeline = Pipeline(Settings(detection=DetectionOptions(every=8), emotion=None), annotate=False)
     source = VideoFileSource(shared_data / "faces-pyfeat" / "single_face.mp4")
     followed = [sparse_pipeline.process(frame).faces for frame in iter_frames(source)]
     assert len(followed) == len(every)
     assert sum(not f[0].detected for f in followed) > 50, "most frames were followed, not detected"
-    dense_pipeline = Pipeline(Settings(detect_every=1, emotion=None), annotate=False)
+    dense_pipeline = Pipeline(Settings(detection=DetectionOptions(every=1), emotion=None), annotate=False)
     source = VideoFileSource(shared_data / "faces-pyfeat" / "single_face.mp4")
     for frame, faces in zip(iter_frames(source), followed, strict=True):
         truth = dense_pipeline.process(frame).faces[0].box

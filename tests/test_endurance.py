@@ -6,16 +6,18 @@ import gc
 import threading
 import time
 import tracemalloc
+import types
 import typing
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facial_emotion import pipeline as pipeline_module
 from facial_emotion.engine import MAX_EVENTS, Engine, SourceEnded, SourceOpened
 from facial_emotion.fusion import FACE_FORGET_MS, MoodFuser
 from facial_emotion.pipeline import Pipeline
-from facial_emotion.settings import Settings
+from facial_emotion.settings import ClassifierOptions, DetectionOptions, Settings
 from facial_emotion.sources import SyntheticSource, VideoFileSource
 from facial_emotion.types import Box, Frame, FrameResult, Utterance
 
@@ -71,7 +73,7 @@ class _Probabilities:
         return p / p.sum(axis=1, keepdims=True)
 
 
-def _synthetic_pipeline() -> tuple[Pipeline, _WanderingFaces, MoodFuser]:
+def _synthetic_pipeline(monkeypatch: pytest.MonkeyPatch) -> tuple[Pipeline, _WanderingFaces, MoodFuser]:
     faces = _WanderingFaces()
     fuser = MoodFuser()
     stages: dict[typing.Any, typing.Any] = {
@@ -79,18 +81,22 @@ def _synthetic_pipeline() -> tuple[Pipeline, _WanderingFaces, MoodFuser]:
         "landmarks": _EyesThatBlink(faces),
         "emotion": _Probabilities(),
     }
-    pipeline = Pipeline(Settings(smoothing=True, detect_every=3), stages=stages, annotate=False, mood=fuser)
-    return pipeline, faces, fuser
+    # The registry hands the pipeline these stand-ins instead of dlib and the classifier.
+    monkeypatch.setattr(
+        pipeline_module, "get_spec", lambda slot, key: types.SimpleNamespace(factory=lambda _path: stages[slot])
+    )
+    settings = Settings(classifier=ClassifierOptions(smoothing=True), detection=DetectionOptions(every=3))
+    return Pipeline(settings, annotate=False, mood=fuser), faces, fuser
 
 
 def _sizes(pipeline: Pipeline, fuser: MoodFuser) -> dict[str, int]:
     return {**pipeline.state_sizes(), "mood_tracks": len(fuser.track_ids())}
 
 
-def test_per_track_tables_stay_bounded_over_many_faces() -> None:
+def test_per_track_tables_stay_bounded_over_many_faces(monkeypatch: pytest.MonkeyPatch) -> None:
     """4 simulated minutes, a new track every 1.5 s (150+ ids, some blinking): every table holds only
     the recent faces, and after a minute's warm-up Python memory does not grow."""
-    pipeline, faces, fuser = _synthetic_pipeline()
+    pipeline, faces, fuser = _synthetic_pipeline(monkeypatch)
     image = np.full((120, 160, 3), 128, np.uint8)
     fuser.add_utterance(Utterance("fine", True, 0.0, 500.0))
     largest: dict[str, int] = {}
@@ -144,7 +150,9 @@ def test_real_pipeline_over_many_passes_keeps_memory_flat(shared_data: Path, tin
     """engine.step() over 8 passes of face_noface.mov and noface_face.mov (faces appear and leave)
     with emotions, smoothing and mood on: bounded tables, no Python memory growth after the warm-up."""
     fuser = MoodFuser()
-    settings = Settings(emotion_model_path=str(tiny_emotion_model), smoothing=True, loop_video=True)
+    settings = Settings(
+        emotion_model_path=str(tiny_emotion_model), classifier=ClassifierOptions(smoothing=True), loop_video=True
+    )
     engine = Engine(settings, pipeline_factory=lambda s: Pipeline(s, mood=fuser))
     folder = shared_data / "faces-pyfeat"
     largest: dict[str, int] = {}

@@ -138,17 +138,23 @@ def test_a_missing_model_leaves_the_slot_off_with_a_reason(shared_data: Path, tm
     assert "not found" in change.errors["emotion"]
 
 
-@pytest.mark.parametrize("paused", [True])
+@pytest.mark.parametrize("paused", [True, False])
 def test_pause_stops_reading(paused: bool, no_thread_leak: None) -> None:
-    engine = Engine(pipeline_factory=None, realtime=True)
+    """Once the models are loaded (the engine reads nothing before), a paused engine reads nothing."""
+    engine = Engine(Settings(landmarks=None, emotion=None), realtime=True)
     engine.pause(paused)
+    engine.open(SyntheticSource([np.zeros((8, 8, 3), np.uint8)] * 1000, fps=100))
     engine.start()
     try:
-        engine.open(SyntheticSource([np.zeros((8, 8, 3), np.uint8)] * 10, fps=100))
+        _wait_for(engine, ModelsChanged)  # the pipeline is built: reading could begin now
         time.sleep(0.5)
-        assert engine.stats().captured == 0
-        engine.pause(False)
-        _wait_for(engine, SourceEnded)
+        if paused:
+            assert engine.stats().captured == 0
+            engine.pause(False)
+        deadline = time.monotonic() + 10
+        while engine.stats().captured < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert engine.stats().captured >= 20, "playing reads the source"
     finally:
         assert engine.stop()
 

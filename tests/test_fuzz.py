@@ -207,9 +207,11 @@ def _check_summary(out: Path, done: str, original_frames: int | None, name: str)
 def test_mutated_inputs_end_honestly(
     seeds: dict[str, tuple[Path, int | None]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import facial_emotion.report
+    import facial_emotion.session.report
 
-    monkeypatch.setattr(facial_emotion.report, "build_report", lambda folder: None)  # not what is fuzzed here
+    monkeypatch.setattr(
+        facial_emotion.session.report, "build_report", lambda folder, **_: None
+    )  # not what is fuzzed here
     pipeline = Pipeline(Settings().replace(emotion=None))
     outcomes: dict[str, int] = {"rejected": 0, "complete": 0, "incomplete": 0}
     for name, data, done, frames in _cases(seeds):

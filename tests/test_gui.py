@@ -7,10 +7,9 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import sys
+import dataclasses
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,18 +22,18 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 from pytestqt.qtbot import QtBot
 
-from facial_emotion.gui import window as window_module
+from facial_emotion.annotate import HeatmapAnnotator
 from facial_emotion.gui.about import about_text
 from facial_emotion.gui.actions import OVERLAY_ROWS
-from facial_emotion.gui.cam_overlay import CAM_KEY, CamAnnotator, cam_available
 from facial_emotion.gui.timeline import EmotionHistory
-from facial_emotion.gui.window import STILL_HIDDEN, MainWindow
+from facial_emotion.gui.window import MainWindow
+from facial_emotion.live import core as live_module
+from facial_emotion.live.core import STILL_HIDDEN
 from facial_emotion.settings import Settings, load_settings, save_settings
 from facial_emotion.sources import SyntheticSource
 from facial_emotion.types import Box, EmotionScores, Face, Frame, FrameResult
 
 WAIT_MS = 30_000
-CAM_AVAILABLE = cam_available()
 
 
 @pytest.fixture(autouse=True)
@@ -115,9 +114,6 @@ def test_each_overlay_toggle_changes_what_is_drawn(
     for row in OVERLAY_ROWS:
         action = window.actions.overlays[row.key]
         assert not action.isChecked(), row.key
-        if row.key == CAM_KEY and not CAM_AVAILABLE:
-            assert not action.isEnabled() and "cam.py" in action.toolTip()
-            continue
         before = window.shown_result
         action.trigger()
         assert action.isChecked() and row.key in window.settings.overlays, row.key
@@ -137,7 +133,7 @@ def test_emotion_model_switches_off_and_on_while_frames_flow(
     window = make_window(str(video))
 
     def faces_have_emotion(expected: bool) -> bool:
-        result = window.engine.latest()
+        result = window.live.latest()
         return bool(result and result.faces) and all((f.emotion is not None) == expected for f in result.faces)
 
     qtbot.waitUntil(lambda: faces_have_emotion(True), timeout=WAIT_MS)
@@ -156,7 +152,7 @@ def test_emotion_model_switches_off_and_on_while_frames_flow(
     assert on.isChecked() and window.settings.emotion == "fer2013"
     qtbot.waitUntil(lambda: faces_have_emotion(True), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.view.frames_shown > shown + 5, timeout=WAIT_MS)
-    assert window.engine.stats().dropped < window.engine.stats().processed / 2
+    assert window.live.stats().dropped < window.live.stats().processed / 2
 
 
 def test_pause_holds_the_picture_and_resume_plays_on(
@@ -165,7 +161,7 @@ def test_pause_holds_the_picture_and_resume_plays_on(
     window = make_window(str(video))
     qtbot.waitUntil(lambda: window.view.frames_shown > 5, timeout=WAIT_MS)
     window.actions.pause.trigger()
-    assert window.actions.pause.isChecked() and window.engine.paused
+    assert window.actions.pause.isChecked() and window.live.paused
     qtbot.wait(300)  # a frame already in flight may still arrive
     held = window.view.frames_shown
     qtbot.wait(500)
@@ -190,13 +186,13 @@ def test_an_image_folder_plays_as_a_slideshow(
     qtbot.waitUntil(lambda: window.view.frame_array() is not None, timeout=WAIT_MS)
     assert any(np.array_equal(_shown(window), image) for image in images)
     qtbot.waitUntil(lambda: np.array_equal(_shown(window), images[1]), timeout=WAIT_MS)
-    assert window.engine.stats().dropped == 0
+    assert window.live.stats().dropped == 0
 
 
 def test_without_a_camera_the_view_says_so_and_offers_a_file(
     qtbot: QtBot, make_window: Callable[..., MainWindow], video: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(window_module, "list_cameras", lambda: [])
+    monkeypatch.setattr(live_module, "list_cameras", lambda: [])
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(video), ""))
     window = make_window()
     qtbot.waitUntil(lambda: "No camera found" in window.view.message(), timeout=WAIT_MS)
@@ -221,8 +217,8 @@ def test_a_camera_that_disappears_is_reported_and_can_be_chosen_again(
         opened.append(SyntheticSource(frames, fps=30, live=True, fail_after=20, name="camera 0"))
         return opened[-1]
 
-    monkeypatch.setattr(window_module, "list_cameras", lambda: [0])
-    monkeypatch.setattr(window_module, "open_source", fake_open)
+    monkeypatch.setattr(live_module, "list_cameras", lambda: [0])
+    monkeypatch.setattr(live_module, "open_source", fake_open)
     window = make_window()
     qtbot.waitUntil(lambda: "stopped delivering" in window.view.message(), timeout=WAIT_MS)
     assert window.view.frames_shown > 0 and len(opened) == 1
@@ -243,13 +239,13 @@ def test_settings_and_geometry_survive_a_restart(
     first.actions.small_faces.trigger()
     first.resize(720, 520)
     first.close()
-    assert load_settings(settings_path)[0].smoothing
+    assert load_settings(settings_path)[0].classifier.smoothing
 
     second = make_window()
     assert not second.actions.overlays["landmarks"].isChecked()
     assert second.actions.overlays["boxes"].isChecked()
     assert second.actions.smoothing.isChecked() and second.actions.small_faces.isChecked()
-    assert second.settings.detect_width_px is None
+    assert second.settings.detection.width_px is None
     assert "landmarks" not in second.settings.overlays
     assert (second.width(), second.height()) == (720, 520)
     assert second.settings.last_source == str(video)
@@ -263,40 +259,33 @@ def test_closing_stops_every_thread_within_two_seconds(
     started = time.monotonic()
     window.close()
     assert time.monotonic() - started < 2.0
-    assert not window.engine.running
+    assert not window.live.engine.running
     assert not [t.name for t in threading.enumerate() if t.name.startswith("fe-") and t.is_alive()]
 
 
-def test_speech_controls_plug_in_and_are_shut_down_on_close(
+def test_speech_and_record_menus_sit_in_order_and_go_quiet_on_close(
     make_window: Callable[..., MainWindow], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
-
-    class Controls:
-        def shutdown(self) -> None:
-            calls.append("shutdown")
-
-    def install_speech(window: MainWindow, engine: object, settings_getter: Callable[[], Settings]) -> Controls:
-        assert engine is window.engine and settings_getter() is window.settings
-        window.menu("speech").addAction("Listen")
-        calls.append("install")
-        return Controls()
-
-    module = types.ModuleType("facial_emotion.gui.speech_controls")
-    module.install_speech = install_speech  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setattr(window_module, "list_cameras", lambda: [])
+    monkeypatch.setattr(live_module, "list_cameras", lambda: [])
     window = make_window()
     titles = [a.text() for a in window.menuBar().actions()]
     assert titles.index("S&peech") == titles.index("&View") + 1 and titles[-1] == "&Help"
+    assert titles.index("&Record") == titles.index("S&peech") + 1
+    live, status = window.live, window.speech.panel.status
+    before = status.text()
     window.close()
-    assert calls == ["install", "shutdown"]
+    heard: list[object] = []
+    live.subscribe(heard.append)
+    live.apply_settings(live.settings.replace(speech_on=True))
+    live.poll()
+    assert heard, "the session still says what it does"
+    assert status.text() == before, "but a closed window no longer listens"
 
 
 def test_unavailable_models_are_disabled_and_reported(
     qtbot: QtBot, make_window: Callable[..., MainWindow], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(window_module, "list_cameras", lambda: [])
+    monkeypatch.setattr(live_module, "list_cameras", lambda: [])
     path = tmp_path / "plain.json"
     save_settings(Settings(emotion_model_path=str(tmp_path / "missing.keras")), path)
     window = make_window(path=path)
@@ -325,38 +314,17 @@ def _face_result(scene: np.ndarray) -> FrameResult:
     return FrameResult(frame=Frame(scene, 0, 0.0), faces=(face,))
 
 
-def test_cam_annotator_draws_inside_each_box_only_when_on() -> None:
-    class Explainer:
-        def __init__(self, path: Path) -> None:
-            self.path = path
-
-        def explain(self, faces: np.ndarray) -> np.ndarray:
-            return np.ones(faces.shape, np.float32)
-
-    def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> np.ndarray:
-        assert heat.shape == image.shape[:2]
-        return (image * (1 - alpha) + np.dstack([np.zeros_like(heat), np.zeros_like(heat), heat * 255]) * alpha).astype(
-            np.uint8
-        )
-
-    settings = Settings(overlays=(CAM_KEY,), emotion_model_path="any.keras")
-    cam = CamAnnotator(lambda: settings, loader=lambda: (Explainer, overlay))
+def test_heatmap_annotator_draws_inside_each_box_only_where_a_face_has_a_map() -> None:
     scene = np.full((80, 100, 3), 100, np.uint8)
-    out = cam.annotate(scene.copy(), _face_result(scene))
-    assert (out[10:50, 20:60, 2] > 100).all() and (out[10:50, 20:60, 0] < 100).all()
+    mapped = _face_result(scene)
+    face = mapped.faces[0]
+    mapped = dataclasses.replace(mapped, faces=(dataclasses.replace(face, heatmap=np.ones((48, 48), np.float32)),))
+    out = HeatmapAnnotator(alpha=0.5).annotate(scene.copy(), mapped)
+    assert (out[10:50, 20:60] != 100).any(axis=2).all(), "the whole box is tinted"
     outside = np.ones(scene.shape[:2], bool)
     outside[10:50, 20:60] = False
     assert (out[outside] == 100).all()
-
-    settings = settings.with_overlay(CAM_KEY, False)
-    assert np.array_equal(cam.annotate(scene.copy(), _face_result(scene)), scene)
-
-    def missing() -> tuple[object, object]:
-        raise ImportError("no module named facial_emotion.vision.cam")
-
-    broken = CamAnnotator(lambda: Settings(overlays=(CAM_KEY,)), loader=missing)  # type: ignore[arg-type]
-    assert np.array_equal(broken.annotate(scene.copy(), _face_result(scene)), scene)
-    assert broken.unavailable and "not available" in broken.unavailable
+    assert np.array_equal(HeatmapAnnotator().annotate(scene.copy(), _face_result(scene)), scene)
 
 
 def test_the_timeline_carries_on_through_a_loop_and_forgets_after_a_minute() -> None:

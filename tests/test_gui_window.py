@@ -27,7 +27,7 @@ from facial_emotion.gui.about import about_text
 from facial_emotion.gui.panel import DETECTOR_OFF, emotion_qcolor
 from facial_emotion.gui.timeline import WINDOW_S, EmotionTimeline
 from facial_emotion.gui.window import MainWindow
-from facial_emotion.settings import Settings, load_settings, save_settings
+from facial_emotion.settings import DetectionOptions, Settings, load_settings, save_settings
 from facial_emotion.types import EMOTIONS, Box, EmotionScores, Face, Frame, FrameResult
 
 from .test_gui import _isolated_qsettings, make_window, settings_path  # noqa: F401 (fixtures)
@@ -55,7 +55,7 @@ def test_labels_and_bars_never_cover_another_face_in_the_group_photo(
 ) -> None:
     photo = shared_data / "faces-pyfeat" / "multi_face.jpg"
     # full-size detection finds the group (the default detection width is another change's business)
-    _settings(settings_path, overlays=LABELLED, detect_width_px=None, loop_video=False)
+    _settings(settings_path, overlays=LABELLED, detection=DetectionOptions(width_px=None), loop_video=False)
     window = make_window(str(photo))
     qtbot.waitUntil(lambda: window.shown_result is not None and len(window.shown_result.faces) >= 3, timeout=60_000)
     result = window.shown_result
@@ -100,7 +100,7 @@ def test_a_still_photo_shows_no_blinks_and_no_frame_rate(
     qtbot.waitUntil(lambda: len(window.panel.cards) == 1, timeout=WAIT_MS)
     card = next(iter(window.panel.cards.values()))
     assert not card.blinks.isVisibleTo(window.panel), "no blink counter on a photo"
-    assert "blinks" not in window.engine.settings.overlays and "fps" not in window.engine.settings.overlays
+    assert "blinks" not in window.live.engine.settings.overlays and "fps" not in window.live.engine.settings.overlays
     qtbot.waitUntil(lambda: window.status.rates_label.text().startswith("still image"), timeout=WAIT_MS)
     assert "fps" not in window.status.rates_label.text() and window.view.rates_text() == ""
 
@@ -175,14 +175,12 @@ def test_a_new_source_starts_with_an_empty_panel_and_timeline(
     qtbot.waitUntil(lambda: len(window.panel.cards) == 1 and window.timeline.points() > 5, timeout=WAIT_MS)
     old_pass = window.shown_result.frame.pass_index
     after_open: list[tuple[int, int]] = []
-    handle = window._on_engine_event
 
-    def spy(event: object) -> None:
-        handle(event)
+    def spy(event: object) -> None:  # subscribed after the window: sees what the window made of it
         if isinstance(event, SourceOpened):
             after_open.append((len(window.panel.cards), len(window.timeline.history.tracks)))
 
-    window._on_engine_event = spy
+    window.live.subscribe(spy)
     window.open_source(str(shared_data / "faces-pyfeat" / "WolfgangLanger_Pexels.mp4"))
     qtbot.waitUntil(lambda: bool(after_open), timeout=WAIT_MS)
     assert after_open[0] == (0, 0), "the last source's faces and history are gone at once"
@@ -251,13 +249,13 @@ def test_listen_ticked_never_reads_speech_is_off(
     qtbot: QtBot, make_window: Callable[..., MainWindow], settings_path: Path
 ) -> None:
     window = make_window()
-    speech = next(e for e in window.extensions if hasattr(e, "listen_action"))
+    speech = window.speech
     speech.listen_action.trigger()
     assert speech.listen_action.isChecked()
     assert "Speech is off" not in speech.panel.status.text()
     window.close()
     again = make_window()  # the saved choice: ticked, and the panel agrees
-    speech = next(e for e in again.extensions if hasattr(e, "listen_action"))
+    speech = again.speech
     assert speech.listen_action.isChecked() and "Speech is off" not in speech.panel.status.text()
 
 
@@ -273,7 +271,7 @@ def test_open_sessions_folder_without_a_file_manager_shows_the_path(
     qtbot: QtBot, make_window: Callable[..., MainWindow], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     window = make_window()
-    recording = next(e for e in window.extensions if hasattr(e, "sessions_dir"))
+    recording = window.recording
     monkeypatch.setattr(QDesktopServices, "openUrl", staticmethod(lambda url: False))
     recording.sessions_dir.mkdir(parents=True, exist_ok=True)
     recording.actions.open_folder.trigger()
@@ -290,4 +288,4 @@ def video(shared_data: Path) -> Path:
 
 
 def test_settings_used_here_exist() -> None:
-    assert {"detect_width_px", "loop_video", "overlays", "detector"} <= set(Settings.__dataclass_fields__)
+    assert {"detection", "loop_video", "overlays", "detector"} <= set(Settings.__dataclass_fields__)

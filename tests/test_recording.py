@@ -21,14 +21,24 @@ import pytest
 from facial_emotion.engine import Engine
 from facial_emotion.recording import SessionRecorder
 from facial_emotion.recording_cli import feed_pcm, read_pcm16k
-from facial_emotion.recording_files import SessionWriter, estimate_fps
-from facial_emotion.recovery import find_unfinished, read_session
+from facial_emotion.session.info import read_info
+from facial_emotion.session.recovery import find_unfinished
+from facial_emotion.session.schema import SessionInfo
+from facial_emotion.session.tables import FRAME_COLUMNS
+from facial_emotion.session.video_map import estimate_fps
+from facial_emotion.session.writers import SessionWriter
 from facial_emotion.settings import Settings
 from facial_emotion.sources import VideoFileSource
-from facial_emotion.tables import FRAME_COLUMNS
 from facial_emotion.types import Frame, FrameResult, Sentiment, Utterance, Word
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def read_session(folder: Path) -> SessionInfo:
+    """The folder's session.json, which must be there."""
+    info = read_info(folder)
+    assert info is not None, f"no readable session.json in {folder}"
+    return info
 
 
 def count_frames(path: Path) -> int:
@@ -101,10 +111,10 @@ def test_records_a_video_file_with_rows_sound_transcript_and_report(
     assert [u["text"] for u in transcript] == ["what a lovely day"]
     assert [w["text"] for w in transcript[0]["words"]] == ["what", "a", "lovely"]
     info = read_session(folder)
-    assert info["finished"] is True and info["recovered"] is False and info["error"] is None
-    assert info["frames_written"] == 72 and info["frames_dropped"] == 0
-    assert info["models"]["emotion_model_path"] == str(tiny_emotion_model)
-    assert 2.0 < info["audio_s"] < 2.8  # the clip's 2.4 s of sound
+    assert info.finished is True and info.recovered is False and info.error is None
+    assert info.frames_written == 72 and info.frames_dropped == 0
+    assert info.models.emotion_model_path == str(tiny_emotion_model)
+    assert info.audio_s is not None and 2.0 < info.audio_s < 2.8  # the clip's 2.4 s of sound
     report = (folder / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 5
     assert "http://" not in report and "https://" not in report
@@ -176,12 +186,12 @@ def test_sigkill_midway_keeps_playable_video_and_whole_rows_then_recovers(shared
     )
     assert report.returncode == 0, report.stderr
     info = read_session(folder)
-    assert info["finished"] is True and info["recovered"] is True
+    assert info.finished is True and info.recovered is True
     times_ms = [float(line[1]) for line in csv_lines(table)[1:]]
-    assert info["duration_s"] == pytest.approx((max(times_ms) - min(times_ms)) / 1000, abs=0.01), "the rows' time"
-    assert info["duration_s"] <= frames / 24 + 2.0, "not the time until the recovery"
+    assert info.duration_s == pytest.approx((max(times_ms) - min(times_ms)) / 1000, abs=0.01), "the rows' time"
+    assert info.duration_s <= frames / 24 + 2.0, "not the time until the recovery"
     assert count_frames(folder / "video.mp4") == frames
-    assert audio_streams(folder / "video.mp4") == ["aac"] and info["audio_s"] > 1.0
+    assert audio_streams(folder / "video.mp4") == ["aac"] and info.audio_s is not None and info.audio_s > 1.0
     assert "data:image/png;base64," in (folder / "report.html").read_text()
     assert not (folder / ".recording").exists() and not find_unfinished(tmp_path)
 
@@ -219,8 +229,8 @@ def test_full_disk_stops_recording_keeps_files_and_the_engine_runs(shared_data: 
     lines = csv_lines(folder / "frames.csv")
     assert {int(line[0]) for line in lines[1:]} == set(range(20))
     info = read_session(folder)
-    assert info["finished"] is True and "disk is full" in info["error"]
-    assert info["stop_reason"] == "disk full"
+    assert info.finished is True and info.error is not None and "disk is full" in info.error
+    assert info.stop_reason == "disk full"
     assert recorder.stop() == folder  # stopping a failed recording is harmless
 
 
@@ -246,7 +256,7 @@ def test_report_command_needs_a_session_folder(tmp_path: Path) -> None:
 
 def test_importing_the_recorder_loads_no_heavy_library() -> None:
     code = (
-        "import sys, facial_emotion.recording, facial_emotion.recovery, facial_emotion.report, "
+        "import sys, facial_emotion.recording, facial_emotion.session.recovery, facial_emotion.session.report, "
         "facial_emotion.recording_cli; "
         "print(sorted(m for m in ('tensorflow', 'matplotlib', 'PySide6', 'dlib') if m in sys.modules))"
     )

@@ -31,27 +31,24 @@ import pytest
 from facial_emotion import recording
 from facial_emotion.recording import SessionRecorder
 from facial_emotion.recording_cli import resolve_source
-from facial_emotion.recording_files import SessionWriter
-from facial_emotion.recovery import (
-    MARKER_FILE,
-    STOP_CRASHED,
-    STOP_DISK_FULL,
-    STOP_REASON_KEY,
-    STOP_REQUESTED,
-    find_unfinished,
-    is_active,
-    is_unfinished,
-    process_start_time,
-    read_session,
-    recover_all,
-    recover_session,
-    write_marker,
-)
-from facial_emotion.tables import FRAME_COLUMNS
+from facial_emotion.session.files import RECORDING_MARK_FILE
+from facial_emotion.session.info import read_info
+from facial_emotion.session.mark import is_active, process_start_time, write_mark
+from facial_emotion.session.recovery import find_unfinished, is_unfinished, recover_all, recover_session
+from facial_emotion.session.schema import STOP_CRASHED, STOP_DISK_FULL, STOP_REQUESTED, SessionInfo
+from facial_emotion.session.tables import FRAME_COLUMNS
+from facial_emotion.session.writers import SessionWriter
 from facial_emotion.types import Box, EmotionScores, Face, Frame, FrameResult
 
 REPO = Path(__file__).resolve().parent.parent
 FIXED_NAME = "2026-11-24_08-15-02"
+
+
+def read_session(folder: Path) -> SessionInfo:
+    """The folder's session.json, which must be there."""
+    info = read_info(folder)
+    assert info is not None, f"no readable session.json in {folder}"
+    return info
 
 
 def _cli(args: list[str], *, prefix: tuple[str, ...] = (), cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -88,7 +85,7 @@ def _crashed_session(folder: Path, *, times_ms: list[float], started_ago_s: floa
         writer.writerow(["frame", "timestamp_ms", "track_id", "left", "top", "right", "bottom", "blinks"])
         for i, t_ms in enumerate(times_ms):
             writer.writerow([i, f"{t_ms:.1f}", 1, 0, 0, 10, 10, 0])
-    (folder / MARKER_FILE).write_text(f"{_dead_pid()}\n")
+    (folder / RECORDING_MARK_FILE).write_text(f"{_dead_pid()}\n")
     info = {"name": folder.name, "finished": False, "started_epoch_s": time.time() - started_ago_s}
     (folder / "session.json").write_text(json.dumps(info))
     return folder
@@ -152,9 +149,9 @@ def test_recorders_started_at_once_in_threads_each_get_their_own_folder(
     assert {f.name for f in folders.values()} == {FIXED_NAME, *(f"{FIXED_NAME}-{n}" for n in range(2, count + 1))}
     for i, folder in folders.items():
         info = read_session(folder)
-        assert info["finished"] is True and info["recovered"] is False and info["error"] is None
-        assert info[STOP_REASON_KEY] == STOP_REQUESTED
-        assert not (folder / MARKER_FILE).exists()
+        assert info.finished is True and info.recovered is False and info.error is None
+        assert info.stop_reason == STOP_REQUESTED
+        assert not (folder / RECORDING_MARK_FILE).exists()
         assert abs(_first_frame_mean(folder / "video.mp4") - (20 + 25 * i)) < 6, "each folder holds its own video"
 
 
@@ -163,7 +160,7 @@ import sys, time
 import numpy as np
 from pathlib import Path
 from facial_emotion import recording
-from facial_emotion.recovery import recover_all
+from facial_emotion.session.recovery import recover_all
 from facial_emotion.types import Frame, FrameResult
 root, value, at = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 recording.session_name = lambda when=None: "2026-11-24_08-15-02"
@@ -200,8 +197,8 @@ def test_record_processes_started_at_once_never_share_or_finish_each_others_fold
     assert all(r[1] == "0" for r in results), "no process recovered a folder another was recording"
     for i, folder in enumerate(folders):
         info = read_session(folder)
-        assert info["finished"] is True and info["recovered"] is False
-        assert info["frames_written"] == 15
+        assert info.finished is True and info.recovered is False
+        assert info.frames_written == 15
         assert abs(_first_frame_mean(folder / "video.mp4") - (30 + 60 * i)) < 6
     assert not find_unfinished(tmp_path)
 
@@ -212,15 +209,15 @@ def test_record_processes_started_at_once_never_share_or_finish_each_others_fold
 def test_recovered_duration_is_the_time_the_rows_cover_not_the_wait(tmp_path: Path) -> None:
     folder = _crashed_session(tmp_path / "s", times_ms=[1000.0 + 41.7 * i for i in range(214)])  # 8.9 s
     info = recover_session(folder)
-    assert info["duration_s"] == pytest.approx(8.9, abs=0.05)
-    assert read_session(folder)["duration_s"] == pytest.approx(8.9, abs=0.05)
-    assert info["recovered"] is True and info[STOP_REASON_KEY] == STOP_CRASHED
+    assert info.duration_s == pytest.approx(8.9, abs=0.05)
+    assert read_session(folder).duration_s == pytest.approx(8.9, abs=0.05)
+    assert info.recovered is True and info.stop_reason == STOP_CRASHED
 
 
 def test_recovered_duration_of_an_old_looped_table_adds_up_the_passes(tmp_path: Path) -> None:
     one_pass = [33.3 * i for i in range(300)]  # 9.97 s, then the clock went back to 0 twice
     folder = _crashed_session(tmp_path / "s", times_ms=one_pass * 3)
-    assert recover_session(folder)["duration_s"] == pytest.approx(3 * 9.9567, abs=0.05)
+    assert recover_session(folder).duration_s == pytest.approx(3 * 9.9567, abs=0.05)
 
 
 # -- fault 12: a marker whose PID was reused --------------------------------------------------
@@ -242,20 +239,20 @@ def test_a_marker_whose_pid_now_belongs_to_another_process_is_recovered(tmp_path
     started = process_start_time(live_stranger)
     assert started is not None
     kind, _, value = started.partition(":")
-    (folder / MARKER_FILE).write_text(f"{live_stranger} {kind}:{int(float(value)) - 5}\n")  # started earlier
+    (folder / RECORDING_MARK_FILE).write_text(f"{live_stranger} {kind}:{int(float(value)) - 5}\n")  # started earlier
     assert not is_active(folder) and is_unfinished(folder)
     assert recover_all(tmp_path) == [folder]
-    assert read_session(folder)["finished"] is True and not (folder / MARKER_FILE).exists()
+    assert read_session(folder).finished is True and not (folder / RECORDING_MARK_FILE).exists()
 
 
 def test_a_marker_of_a_live_recorder_and_an_old_marker_still_block_recovery(tmp_path: Path, live_stranger: int) -> None:
     folder = _crashed_session(tmp_path / "s", times_ms=[0.0, 40.0])
-    (folder / MARKER_FILE).write_text(f"{live_stranger} {process_start_time(live_stranger)}\n")
+    (folder / RECORDING_MARK_FILE).write_text(f"{live_stranger} {process_start_time(live_stranger)}\n")
     assert is_active(folder) and not is_unfinished(folder)
-    (folder / MARKER_FILE).write_text(f"{live_stranger}\n")  # written before markers held the start time
+    (folder / RECORDING_MARK_FILE).write_text(f"{live_stranger}\n")  # written before markers held the start time
     assert is_active(folder) and recover_all(tmp_path) == []
-    write_marker(folder)  # this process's own marker names its start time
-    pid, started = (folder / MARKER_FILE).read_text().split()
+    write_mark(folder)  # this process's own marker names its start time
+    pid, started = (folder / RECORDING_MARK_FILE).read_text().split()
     assert int(pid) == os.getpid() and started == process_start_time(os.getpid())
 
 
@@ -418,9 +415,9 @@ def test_a_disk_that_fills_up_during_a_recording_leaves_the_reason_in_session_js
     recorder.stop()
     assert messages and "disk is full" in messages[0]
     info = json.loads((folder / "session.json").read_text())  # whole JSON, written in place
-    assert info[STOP_REASON_KEY] == STOP_DISK_FULL and "disk is full" in info["error"]
+    assert info["stop_reason"] == STOP_DISK_FULL and "disk is full" in info["error"]
     assert info["finished"] is True, "finished despite the full disk, and it says why"
-    assert not (folder / MARKER_FILE).exists()
+    assert not (folder / RECORDING_MARK_FILE).exists()
     lines = (folder / "frames.csv").read_text().splitlines()
     assert len(lines) > 1 and all(line.count(",") == len(FRAME_COLUMNS) - 1 for line in lines)
 
@@ -436,7 +433,7 @@ def test_a_source_that_is_an_existing_path_is_read_even_when_it_is_a_number(shar
     assert "reading the folder 2024 (not camera 2024)" in proc.stderr
     (folder,) = (tmp_path / "out").iterdir()
     info = read_session(folder)
-    assert info["source"] == "2024" and info["frames_written"] == 1
+    assert info.source == "2024" and info.frames_written == 1
 
 
 def test_a_bare_number_without_such_a_path_is_a_camera(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

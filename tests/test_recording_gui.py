@@ -1,4 +1,4 @@
-"""The Record menu on a bare main window: click record, frames flow, stop, the folder is complete."""
+"""The Record menu on a bare window over a live session: click record, frames flow, stop, the folder is done."""
 
 from __future__ import annotations
 
@@ -10,13 +10,21 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QLabel, QMainWindow, QToolBar
 
-from facial_emotion.engine import Engine
-from facial_emotion.gui.recording_controls import install_recording
+from facial_emotion.gui.recording_controls import RecordingControls
+from facial_emotion.live import LiveSession
 from facial_emotion.settings import Settings
 from facial_emotion.sources import SyntheticSource
+
+
+def _polled(window: QMainWindow, live: LiveSession) -> QTimer:
+    """What the main window does: poll the session from a timer, which publishes its events."""
+    timer = QTimer(window)
+    timer.timeout.connect(live.poll)
+    timer.start(20)
+    return timer
 
 
 def _video_frames(path: Path, count: int) -> list:
@@ -33,32 +41,33 @@ def _video_frames(path: Path, count: int) -> list:
 
 def test_record_button_records_a_session(qtbot, shared_data: Path, tmp_path: Path, no_thread_leak: None) -> None:
     frames = _video_frames(shared_data / "faces-pyfeat" / "single_face.mp4", 40)
-    settings = Settings(emotion=None, record_dir=str(tmp_path))
-    engine = Engine(settings)
-    engine.open(SyntheticSource(frames, fps=30.0, live=True, name="camera (synthetic)"))
+    live = LiveSession(Settings(emotion=None, record_dir=str(tmp_path)))
+    live.open(SyntheticSource(frames, fps=30.0, live=True, name="camera (synthetic)"))
     window = QMainWindow()
     qtbot.addWidget(window)
-    controller = install_recording(window, engine, lambda: settings)
+    controller = RecordingControls(window, live, window.menuBar().addMenu("&Record"))
+    _polled(window, live)
     window.show()
-    qtbot.waitUntil(lambda: not controller.busy, timeout=10000)  # nothing to recover
 
     menus = [a.text() for a in window.menuBar().actions()]
     assert "&Record" in menus
     toolbar = window.findChildren(QToolBar)[0]
     button = toolbar.widgetForAction(controller.actions.toggle)
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    assert controller.recording and controller.actions.toggle.text() == "Stop recording"
+    assert controller.recording
+    qtbot.waitUntil(lambda: controller.actions.toggle.text() == "Stop recording", timeout=2000)
     qtbot.waitUntil(lambda: controller.indicator.isVisible(), timeout=2000)
     assert controller.indicator.text().startswith("● REC 00:0")
     labels = window.statusBar().findChildren(QLabel)
     assert controller.indicator in labels
 
     processed = 0
-    while engine.step() is not None:
+    while live.engine.step() is not None:
         processed += 1
     qtbot.wait(300)  # a few timer ticks while recording
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-    assert not controller.recording and not controller.indicator.isVisible()
+    assert not controller.recording
+    qtbot.waitUntil(lambda: not controller.indicator.isVisible(), timeout=2000)
     with qtbot.waitSignal(controller.session_finished, timeout=30000) as finished:
         pass
     folder = Path(finished.args[0])
@@ -70,8 +79,8 @@ def test_record_button_records_a_session(qtbot, shared_data: Path, tmp_path: Pat
     cap.release()
     assert (folder / "frames.csv").read_text().count("\n") > 30
     assert "data:image/png;base64," in (folder / "report.html").read_text()
-    controller.shutdown(timeout_s=10)
-    engine.stop()
+    controller.shutdown()
+    live.close()
 
 
 def test_install_recovers_a_crashed_session_and_reports_it(qtbot, tmp_path: Path, no_thread_leak: None) -> None:
@@ -80,29 +89,31 @@ def test_install_recovers_a_crashed_session_and_reports_it(qtbot, tmp_path: Path
     (crashed / "frames.csv").write_text("frame,timestamp_ms\n0,0.0\n1,33")  # cut mid-line
     (crashed / ".recording").write_text("999999999\n")  # a process that no longer exists
     (crashed / "session.json").write_text(json.dumps({"finished": False, "started_epoch_s": 0}))
-    settings = Settings(record_dir=str(tmp_path))
+    live = LiveSession(Settings(emotion=None, record_dir=str(tmp_path)))
     window = QMainWindow()
     qtbot.addWidget(window)
     window.addToolBar("Main")
-    controller = install_recording(window, Engine(settings), lambda: settings)
+    controller = RecordingControls(window, live, window.menuBar().addMenu("&Record"))
+    _polled(window, live)
+    live.start()  # starting the session recovers what an earlier crash left
     assert len(window.findChildren(QToolBar)) == 1, "the window's own toolbar gets the button"
     qtbot.waitUntil(lambda: "Recovered 1" in window.statusBar().currentMessage(), timeout=20000)
     info = json.loads((crashed / "session.json").read_text())
     assert info["finished"] is True and info["recovered"] is True
     assert (crashed / "frames.csv").read_text() == "frame,timestamp_ms\n0,0.0\n"
-    controller.shutdown(timeout_s=10)
+    controller.shutdown()
+    live.close()
 
 
 def test_clean_video_toggle_is_stored_in_the_settings(qtbot, tmp_path: Path) -> None:
-    store = {"settings": Settings(record_dir=str(tmp_path))}
+    live = LiveSession(Settings(emotion=None, record_dir=str(tmp_path)))
     window = QMainWindow()
     qtbot.addWidget(window)
-    controller = install_recording(
-        window, Engine(store["settings"]), lambda: store["settings"], settings_setter=lambda s: store.update(settings=s)
-    )
+    controller = RecordingControls(window, live, window.menuBar().addMenu("&Record"))
+    _polled(window, live)
     controller.actions.clean_video.trigger()
-    assert store["settings"].record_clean_video is True
-    store["settings"] = store["settings"].replace(record_clean_video=False)
-    controller._sync_checks()
-    assert not controller.actions.clean_video.isChecked()
-    controller.shutdown(timeout_s=10)
+    assert live.settings.record_clean_video is True
+    live.update(record_clean_video=False)
+    qtbot.waitUntil(lambda: not controller.actions.clean_video.isChecked(), timeout=2000)
+    controller.shutdown()
+    live.close()

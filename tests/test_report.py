@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facial_emotion.report import blink_rate, broken, build_report, figures, read_tracks, segment_starts
-from facial_emotion.tables import FRAME_COLUMNS, frame_rows
+from facial_emotion.session.load import load_session
+from facial_emotion.session.report import blink_rate, broken, build_report, figures, segment_starts, tracks_of
+from facial_emotion.session.tables import FRAME_COLUMNS, frame_rows
 from facial_emotion.types import Box, EmotionScores, Face, Frame, FrameResult
 
 
@@ -113,7 +114,7 @@ def _line_breaks(y: np.ndarray) -> int:
 @pytest.mark.parametrize("monotonic", [True, False], ids=["pass-column", "old-table"])
 def test_report_of_a_looped_session_runs_on_session_time_and_breaks_lines(tmp_path: Path, monotonic: bool) -> None:
     _looped_table(tmp_path, monotonic=monotonic)
-    tracks, _ = read_tracks(tmp_path / "frames.csv")
+    tracks, _ = tracks_of(load_session(tmp_path).frames)
     track = tracks[1]
     assert np.all(np.diff(track.t_s) > 0) and track.t_s[-1] == pytest.approx(58.63, abs=0.1)
     assert sorted(set(track.passes)) == [0, 1, 2]

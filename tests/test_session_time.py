@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facial_emotion.engine import Engine, SessionTime
+from facial_emotion.clock import SessionTime
+from facial_emotion.engine import Engine
 from facial_emotion.settings import Settings
 from facial_emotion.sources import SyntheticSource, VideoFileSource
 from facial_emotion.types import Frame, FrameResult

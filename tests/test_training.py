@@ -124,14 +124,10 @@ def test_evaluate_json_agrees_with_its_confusion_matrix(quick_run: dict[str, Any
     for i, name in enumerate(EMOTIONS):
         n = confusion[i].sum()
         assert report["per_class"][name]["n"] == n
-        assert report["per_class"][name]["recall"] == pytest.approx(
-            confusion[i, i] / n if n else 0.0, abs=1e-5
-        )
+        assert report["per_class"][name]["recall"] == pytest.approx(confusion[i, i] / n if n else 0.0, abs=1e-5)
     assert cv2.imread(str(plot)) is not None
 
-    assert (
-        _cli(["evaluate", "--data", str(faces_csv), "--model", model, "--tta", "--json", str(out_json)]) == 0
-    )
+    assert _cli(["evaluate", "--data", str(faces_csv), "--model", model, "--tta", "--json", str(out_json)]) == 0
     tta = json.loads(out_json.read_text())
     assert tta["tta"] is True and tta["n"] == 300
     assert out_json.with_suffix(".png").is_file()
@@ -140,12 +136,7 @@ def test_evaluate_json_agrees_with_its_confusion_matrix(quick_run: dict[str, Any
 def test_cli_reports_bad_input_in_one_line(
     quick_run: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        _cli(
-            ["evaluate", "--data", str(tmp_path / "nope.csv"), "--model", str(quick_run["second"].model_path)]
-        )
-        != 0
-    )
+    assert _cli(["evaluate", "--data", str(tmp_path / "nope.csv"), "--model", str(quick_run["second"].model_path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error:") and "nope.csv" in err[-1] and "Traceback" not in "".join(err)
     assert _cli(["evaluate", "--model", str(tmp_path / "none.keras")]) != 0
@@ -154,7 +145,7 @@ def test_cli_reports_bad_input_in_one_line(
 
 
 def test_grad_cam_maps_are_normalised_and_written(quick_run: dict[str, Any], tmp_path: Path) -> None:
-    from facial_emotion.vision.cam import GradCamExplainer, overlay_heatmap
+    from facial_emotion.training.explain import GradCamExplainer, overlay_heatmap
 
     explainer = GradCamExplainer(quick_run["second"].model_path)
     faces = read_fer2013_csv(FER_CSV, usages=("PublicTest",), limit_per_usage=8).images
@@ -169,10 +160,7 @@ def test_grad_cam_maps_are_normalised_and_written(quick_run: dict[str, Any], tmp
     face_png = tmp_path / "face.png"
     cv2.imwrite(str(face_png), faces[0])
     out = tmp_path / "cam.png"
-    assert (
-        _cli(["explain", str(face_png), "--model", str(quick_run["second"].model_path), "--out", str(out)])
-        == 0
-    )
+    assert _cli(["explain", str(face_png), "--model", str(quick_run["second"].model_path), "--out", str(out)]) == 0
     written = cv2.imread(str(out))
     assert written is not None and min(written.shape[:2]) >= 192
 
@@ -180,7 +168,7 @@ def test_grad_cam_maps_are_normalised_and_written(quick_run: dict[str, Any], tmp
 def test_importing_training_does_not_load_tensorflow() -> None:
     code = (
         "import sys, facial_emotion.training, facial_emotion.training.cli, facial_emotion.training.train, "
-        "facial_emotion.training.evaluate, facial_emotion.training.model, facial_emotion.vision.cam; "
+        "facial_emotion.training.evaluate, facial_emotion.training.model, facial_emotion.training.explain; "
         "print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -83,9 +83,7 @@ def test_plain_and_gzipped_csv_read_the_same(tmp_path: Path) -> None:
 
 
 @needs_fer
-def test_csv_and_folder_readers_agree_on_the_same_images(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_csv_and_folder_readers_agree_on_the_same_images(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     faces = read_fer2013_csv(FER_CSV, usages=("PrivateTest",), limit_per_usage=70)
     folder_names = {
         "angry": "Anger",

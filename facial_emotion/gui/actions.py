@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QWidget
 
 from facial_emotion.annotate import OVERLAYS
 from facial_emotion.gui.about import model_licence
-from facial_emotion.gui.cam_overlay import CAM_KEY, cam_available
 from facial_emotion.registry import SLOTS, ModelSpec, Slot, specs_for
 from facial_emotion.settings import Settings
 
@@ -28,11 +27,10 @@ class OverlayRow(NamedTuple):
     shortcut: str
 
 
-OVERLAY_ROWS: Final[tuple[OverlayRow, ...]] = (
-    *(OverlayRow(spec.key, spec.label, spec.shortcut) for spec in OVERLAYS),
-    OverlayRow(CAM_KEY, "Class activation map", "C"),
+OVERLAY_ROWS: Final[tuple[OverlayRow, ...]] = tuple(
+    OverlayRow(spec.key, spec.label, spec.shortcut) for spec in OVERLAYS
 )
-"""The Overlays menu: the pipeline's table plus the app's class activation map."""
+"""The Overlays menu: the pipeline's table of overlays, in its order."""
 
 SLOT_TITLES: Final[dict[Slot, str]] = {"detector": "Face detector", "landmarks": "Landmarks", "emotion": "Emotion"}
 
@@ -131,9 +129,7 @@ def _bind(target: ActionTarget, bindings: list[Binding], binding: Binding) -> QA
 
 
 def _overlay_binding(parent: QWidget, row: OverlayRow) -> Binding:
-    usable = row.key != CAM_KEY or cam_available()
-    tip = None if usable else "Needs facial_emotion/vision/cam.py (Grad-CAM), which is not installed"
-    action = make_action(parent, row.label, shortcut=row.shortcut, checkable=True, enabled=usable, tip=tip)
+    action = make_action(parent, row.label, shortcut=row.shortcut, checkable=True)
     return Binding(action, lambda s: row.key in s.overlays, lambda s, on: s.with_overlay(row.key, on))
 
 
@@ -163,18 +159,19 @@ def build_actions(target: ActionTarget, parent: QWidget, settings: Settings) -> 
             binding = _model_binding(parent, slot, spec, settings, group)
             models[(slot, spec.key if spec else None)] = _bind(target, bindings, binding)
     smoothing = make_action(parent, "Smooth emotions over time", checkable=True)
-    _bind(target, bindings, Binding(smoothing, lambda s: s.smoothing, lambda s, on: s.replace(smoothing=on)))
+    smooth = Binding(smoothing, lambda s: s.classifier.smoothing, lambda s, on: s.with_classifier(smoothing=on))
+    _bind(target, bindings, smooth)
     small_faces = make_action(
         parent, "Find small faces (full-size detection, slower)", checkable=True, tip="Detect on the full frame"
     )
-    default_width = Settings().detect_width_px
+    default_width = Settings().detection.width_px
     _bind(
         target,
         bindings,
         Binding(
             small_faces,
-            lambda s: s.detect_width_px is None,
-            lambda s, on: s.replace(detect_width_px=None if on else default_width),
+            lambda s: s.detection.width_px is None,
+            lambda s, on: s.with_detection(width_px=None if on else default_width),
         ),
     )
     loop = make_action(parent, "Loop video", checkable=True)

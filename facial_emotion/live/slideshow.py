@@ -1,4 +1,4 @@
-"""A folder of images played as a slideshow in the window (one image per interval)."""
+"""A folder of images played as a slideshow in a live session (one image per interval)."""
 
 from __future__ import annotations
 

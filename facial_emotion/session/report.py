@@ -1,35 +1,40 @@
 """``report.html`` for a session folder: one self-contained page with the plots embedded.
 
-Reads ``frames.csv``, ``transcript.jsonl`` and ``session.json``; draws with matplotlib
+Reads the folder through ``load_session`` (any layout it reads); draws with matplotlib
 (Agg, imported here only when a report is built) into base64 PNGs, so the page opens
 offline with no other file and no external URL.
 
 The time axis is session time: it runs across the loops of a video and the source
 changes (the ``pass`` column), and a table written before session time was monotonic
 (times that go back) is laid end to end the same way. Lines break where a pass ends
-and where a face was not seen for a while, instead of joining across the gap.
+and where a face was not seen for a while, instead of joining across the gap. The page
+ends with a section per segment between markers (``segments``) and the transcript.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
+import dataclasses
 import html
 import io
-import json
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from facial_emotion.types import EMOTIONS
+from facial_emotion.session.files import REPORT_FILE
+from facial_emotion.session.frame_table import FrameTable
+from facial_emotion.session.load import load_session
+from facial_emotion.session.schema import SessionInfo
+from facial_emotion.session.segments import SegmentTable, segments
+from facial_emotion.types import EMOTIONS, Utterance
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE: Final = "report.html"
 MAX_TRACKS: Final = 6
 BLINK_WINDOW_S: Final = 30.0
 MIN_BLINK_SPAN_S: Final = 10.0
@@ -86,44 +91,31 @@ class _SessionTime:
         return self.last_ms, pass_index + self.extra_passes
 
 
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text) if text not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def read_tracks(csv_path: Path) -> tuple[dict[int, _Track], float | None]:
-    """Per-track series from frames.csv (session time in s from the first row), and that first time in ms."""
+def tracks_of(table: FrameTable) -> tuple[dict[int, _Track], float | None]:
+    """Per-track series of a frame table (session time in s from the first row), and that first time in ms."""
     tracks: dict[int, _Track] = defaultdict(_Track)
     t0: float | None = None
-    if not csv_path.is_file():
-        return {}, None
     clock = _SessionTime()
-    with open(csv_path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            raw_ms = _float(row.get("timestamp_ms"))
-            tid = _float(row.get("track_id"))
-            if raw_ms is None or tid is None:
-                continue  # a damaged line
-            t_ms, pass_index = clock(raw_ms, int(_float(row.get("pass")) or 0))
-            t0 = t_ms if t0 is None else t0
-            track = tracks[int(tid)]
-            t_s = (t_ms - t0) / 1000.0
-            track.t_s.append(t_s)
-            track.passes.append(pass_index)
-            track.blinks.append(int(_float(row.get("blinks")) or 0))
-            probs = [_float(row.get(f"p_{name}")) for name in EMOTIONS]
-            if all(p is not None for p in probs):
-                track.p_t_s.append(t_s)
-                track.p_passes.append(pass_index)
-                track.probs.append([float(p) for p in probs if p is not None])
-                track.top.append(row.get("emotion") or "")
-            mood = _float(row.get("mood"))
-            if mood is not None:
-                track.mood_t_s.append(t_s)
-                track.mood_passes.append(pass_index)
-                track.mood.append(mood)
+    probs_all = np.stack([table[f"p_{name}"] for name in EMOTIONS], axis=1) if len(table) else np.zeros((0, 7))
+    with_probs = ~np.isnan(probs_all).any(axis=1)
+    columns = (table["timestamp_ms"], table["track_id"], table["pass"], table["blinks"], table["mood"])
+    for i, (raw_ms, tid, raw_pass, blinks, mood) in enumerate(zip(*columns, strict=True)):
+        t_ms, pass_index = clock(float(raw_ms), int(raw_pass))
+        t0 = t_ms if t0 is None else t0
+        track = tracks[int(tid)]
+        t_s = (t_ms - t0) / 1000.0
+        track.t_s.append(t_s)
+        track.passes.append(pass_index)
+        track.blinks.append(int(blinks))
+        if with_probs[i]:
+            track.p_t_s.append(t_s)
+            track.p_passes.append(pass_index)
+            track.probs.append([float(p) for p in probs_all[i]])
+            track.top.append(str(table["emotion"][i]))
+        if not np.isnan(mood):
+            track.mood_t_s.append(t_s)
+            track.mood_passes.append(pass_index)
+            track.mood.append(float(mood))
     return dict(tracks), t0
 
 
@@ -146,21 +138,6 @@ def broken(t_s: np.ndarray, values: np.ndarray, starts: np.ndarray) -> tuple[np.
     t_out = np.insert(t_s.astype(float), cuts, np.nan)
     v_out = np.insert(values.astype(float), cuts, np.nan, axis=-1)
     return t_out, v_out
-
-
-def read_transcript(path: Path) -> list[dict[str, Any]]:
-    """The utterances of transcript.jsonl (damaged lines skipped)."""
-    out = []
-    if not path.is_file():
-        return out
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(item, dict):
-            out.append(item)
-    return out
 
 
 def _png(fig: Any) -> str:
@@ -199,11 +176,11 @@ def _series(t_s: list[float], values: Any, passes: list[int]) -> tuple[np.ndarra
     return broken(t, np.asarray(values, dtype=float), segment_starts(t, np.asarray(passes)))
 
 
-def _plots(tracks: dict[int, _Track], utterances: list[dict[str, Any]], t0_ms: float | None) -> dict[str, str]:
+def _plots(tracks: dict[int, _Track], utterances: Sequence[Utterance], t0_ms: float | None) -> dict[str, str]:
     return {title: _png(fig) for title, fig in figures(tracks, utterances, t0_ms).items()}
 
 
-def figures(tracks: dict[int, _Track], utterances: list[dict[str, Any]], t0_ms: float | None) -> dict[str, Any]:
+def figures(tracks: dict[int, _Track], utterances: Sequence[Utterance], t0_ms: float | None) -> dict[str, Any]:
     """The report's matplotlib figures by title, on the session's time axis."""
     # Figure objects with the Agg canvas, not pyplot: no global backend, safe on any thread.
     from matplotlib.figure import Figure
@@ -261,11 +238,11 @@ def figures(tracks: dict[int, _Track], utterances: list[dict[str, Any]], t0_ms: 
 
     fig = Figure(figsize=(9, 3))
     ax = fig.subplots()
-    said = [u for u in utterances if isinstance(u.get("sentiment"), int | float)]
+    said = [u for u in utterances if u.sentiment is not None]
     if said:
-        base = t0_ms if t0_ms is not None else float(said[0].get("start_ms", 0.0))
-        t = [((float(u.get("start_ms", 0)) + float(u.get("end_ms", 0))) / 2 - base) / 1000 for u in said]
-        values = [float(u["sentiment"]) for u in said]
+        base = t0_ms if t0_ms is not None else said[0].start_ms
+        t = [((u.start_ms + u.end_ms) / 2 - base) / 1000 for u in said]
+        values = [u.sentiment.compound for u in said if u.sentiment is not None]
         ax.stem(t, values)
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_ylim(-1.05, 1.05)
@@ -293,40 +270,74 @@ def figures(tracks: dict[int, _Track], utterances: list[dict[str, Any]], t0_ms: 
     return out
 
 
-def _summary_rows(session: dict[str, Any], tracks: dict[int, _Track]) -> list[tuple[str, str]]:
-    models = session.get("models") or {}
+def _summary_rows(info: SessionInfo, tracks: dict[int, _Track]) -> list[tuple[str, str]]:
+    models = dataclasses.asdict(info.models)
     rows = [
-        ("Started", str(session.get("started_at", "?"))),
-        ("Duration", f"{float(session.get('duration_s') or 0):.1f} s"),
-        ("Source", str(session.get("source") or session.get("input") or "?")),
-        ("Frames written", str(session.get("frames_written", session.get("frames", "?")))),
-        (
-            "Frames dropped (recorder / engine)",
-            f"{session.get('frames_dropped', 0)} / {session.get('engine_dropped', 0)}",
-        ),
+        ("Started", info.started_at or "?"),
+        ("Duration", f"{info.duration_s or 0:.1f} s"),
+        ("Source", info.source or "?"),
+        ("Participant", info.participant or "-"),
+        ("Condition", info.condition or "-"),
+        ("Frames written", str(info.frames_written)),
+        ("Frames dropped (recorder / engine)", f"{info.frames_dropped} / {info.engine_dropped}"),
         ("Faces (tracks)", str(len(tracks))),
         ("Models", ", ".join(f"{k}: {v}" for k, v in models.items() if v)),
-        ("Recovered after a crash", "yes" if session.get("recovered") else "no"),
+        ("Recovered after a crash", "yes" if info.recovered else "no"),
     ]
-    if session.get("error"):
-        rows.append(("Stopped by an error", str(session["error"])))
+    if info.error:
+        rows.append(("Stopped by an error", info.error))
     return rows
 
 
-def build_report(session_dir: Path, *, session: dict[str, Any] | None = None) -> Path:
-    """Write ``report.html`` into a session (or ``analyze --out``) folder; its path."""
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _segment_sections(table: SegmentTable, base_ms: float) -> list[str]:
+    """One section per segment: a row per face (means, the emotion most often on top, blinks, mood), speech."""
+    esc = html.escape
+    head = "".join(f"<th>{e}</th>" for e in EMOTIONS)
+    parts = [f"<h2>Segments (by {esc(table.by or 'none')})</h2>"]
+    for seg in table.segments:
+        span = f"{(seg.start_ms - base_ms) / 1000:.1f}-{(seg.end_ms - base_ms) / 1000:.1f} s"
+        parts += [
+            '<section class="segment">',
+            f"<h3>Segment {seg.number}: {esc(seg.label or '(no label)')} ({span}, {esc(seg.origin)})</h3>",
+            f"<table><tr><th>face</th><th>frames</th><th>seconds</th>{head}"
+            "<th>most often on top</th><th>blinks/min</th><th>mood</th></tr>",
+        ]
+        for face in seg.faces:
+            means = face.emotion_means or (None,) * len(EMOTIONS)
+            top = "-"
+            if face.top_shares:
+                share, name = max(zip(face.top_shares, EMOTIONS, strict=True))
+                top = f"{name} ({share:.0%})"
+            cells = [
+                "no face" if face.track_id is None else f"#{face.track_id}",
+                str(face.frames),
+                f"{face.seconds:.1f}",
+                *(_num(m) for m in means),
+                top,
+                _num(face.blinks_per_min, 1),
+                _num(face.mood),
+            ]
+            parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>")
+        parts += ["</table>", f"<p>Words said: {seg.words}; mean sentiment: {_num(seg.sentiment)}</p>", "</section>"]
+    return parts
+
+
+def build_report(session_dir: Path, *, info: SessionInfo | None = None) -> Path:
+    """Write ``report.html`` into a session (or ``analyze --out``) folder; its path.
+
+    ``info`` is the session's info when it is newer than its session.json (a folder
+    being finished). Raises ``SessionError`` for a folder ``load_session`` cannot read.
+    """
     folder = Path(session_dir)
-    if session is None:
-        try:
-            session = json.loads((folder / "session.json").read_text())
-        except (OSError, ValueError):
-            try:
-                session = json.loads((folder / "summary.json").read_text())
-            except (OSError, ValueError):
-                session = {}
-    tracks, t0_ms = read_tracks(folder / "frames.csv")
-    utterances = read_transcript(folder / "transcript.jsonl")
-    plots = _plots(tracks, utterances, session.get("first_frame_ms", t0_ms))
+    session = load_session(folder, info=info)
+    tracks, t0_ms = tracks_of(session.frames)
+    utterances = session.transcript
+    first_ms = session.info.first_frame_ms
+    plots = _plots(tracks, utterances, first_ms if first_ms is not None else t0_ms)
     esc = html.escape
     parts = [
         "<!DOCTYPE html>",
@@ -337,19 +348,20 @@ def build_report(session_dir: Path, *, session: dict[str, Any] | None = None) ->
         "img{max-width:100%}</style></head><body>",
         f"<h1>Session {esc(folder.name)}</h1>",
         "<table>",
-        *(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _summary_rows(session, tracks)),
+        *(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _summary_rows(session.info, tracks)),
         "</table>",
     ]
     for title, png in plots.items():
         parts += [f"<h2>{esc(title)}</h2>", f'<img alt="{esc(title)}" src="data:image/png;base64,{png}">']
+    parts += _segment_sections(segments(session, "markers"), t0_ms if t0_ms is not None else 0.0)
     parts.append("<h2>Transcript</h2>")
     if utterances:
         parts.append("<table><tr><th>time (s)</th><th>text</th><th>sentiment</th></tr>")
         base = t0_ms if t0_ms is not None else 0.0
         for u in utterances:
-            start_s = (float(u.get("start_ms", 0.0)) - base) / 1000.0
-            label = u.get("label") or ""
-            parts.append(f"<tr><td>{start_s:.1f}</td><td>{esc(str(u.get('text', '')))}</td><td>{esc(label)}</td></tr>")
+            start_s = (u.start_ms - base) / 1000.0
+            label = u.sentiment.label if u.sentiment is not None else ""
+            parts.append(f"<tr><td>{start_s:.1f}</td><td>{esc(u.text)}</td><td>{esc(label)}</td></tr>")
         parts.append("</table>")
     else:
         parts.append("<p>No speech was recorded.</p>")

@@ -1,15 +1,22 @@
-"""The per-face-per-frame table (frames.csv) shared by ``analyze`` and the recorder.
+"""The per-face-per-frame table (frames.csv) and its one writer, shared by ``analyze`` and the recorder.
 
 ``timestamp_ms`` is session time (monotonic); ``pass`` counts the loops of a video and
 the source changes (0-based), so a reader can tell one pass from the next.
+``video_frame`` is the first frame of ``video.mp4`` (and of ``video_clean.mp4``, written
+with the same repeats) that shows the row's data frame, and ``video_repeats`` how many
+video frames in a row show it (a gap in the input repeats an image to keep the video's
+rate); both are empty where no video was written (stills, no encoder). They come last,
+so readers by column name written for older tables keep working.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
-from typing import IO, Final
+from typing import Final
 
+from facial_emotion.session.appendfile import AppendOnlyFile
 from facial_emotion.types import EMOTIONS, FrameResult
 
 FRAME_COLUMNS: Final[tuple[str, ...]] = (
@@ -27,14 +34,20 @@ FRAME_COLUMNS: Final[tuple[str, ...]] = (
     "ear",
     "blinks",
     "mood",
+    "video_frame",
+    "video_repeats",
 )
+VIDEO_COLUMNS: Final[tuple[str, ...]] = ("video_frame", "video_repeats")
+"""The columns of the frame <-> video mapping (missing in tables of the first release)."""
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def frame_rows(result: FrameResult) -> list[dict[str, str | int]]:
+def frame_rows(
+    result: FrameResult, *, video_frame: int | None = None, video_repeats: int | None = None
+) -> list[dict[str, str | int]]:
     """One row per face of a frame, keyed by FRAME_COLUMNS (empty strings where a stage was off)."""
     rows: list[dict[str, str | int]] = []
     for face in result.faces:
@@ -57,41 +70,39 @@ def frame_rows(result: FrameResult) -> list[dict[str, str | int]]:
         row["ear"] = _fmt(face.ear)
         row["blinks"] = face.blinks
         row["mood"] = _fmt(face.mood)
+        row["video_frame"] = "" if video_frame is None else video_frame
+        row["video_repeats"] = "" if video_repeats is None else video_repeats
         rows.append(row)
     return rows
 
 
 class FrameTableWriter:
-    """Appends frame rows to a CSV file and flushes at least every ``flush_every_s`` seconds."""
+    """frames.csv, each frame's rows written at once: a failed write is cut back to the last whole row.
 
-    def __init__(self, path: Path, *, flush_every_s: float = 1.0) -> None:
-        import time
+    Unbuffered (one ``os.write`` a frame), so a crash never leaves half a row;
+    ``flush`` makes the rows durable.
+    """
 
-        self._time = time.monotonic
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle: IO[str] = open(path, "w", newline="")
-        self._writer = csv.DictWriter(self._handle, fieldnames=FRAME_COLUMNS)
-        self._writer.writeheader()
-        self._handle.flush()
-        self._flush_every_s = flush_every_s
-        self._last_flush = self._time()
+        self._file = AppendOnlyFile(path, (",".join(FRAME_COLUMNS) + "\r\n").encode())
         self.rows = 0
 
-    def write(self, result: FrameResult) -> None:
-        """Append the rows of one frame."""
-        rows = frame_rows(result)
-        self._writer.writerows(rows)
+    def write(self, result: FrameResult, *, video_frame: int | None = None, video_repeats: int | None = None) -> int:
+        """Append the rows of one frame, all or none; how many there were."""
+        rows = frame_rows(result, video_frame=video_frame, video_repeats=video_repeats)
+        if not rows:
+            return 0
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=FRAME_COLUMNS).writerows(rows)
+        self._file.append(buf.getvalue().encode())
         self.rows += len(rows)
-        if self._time() - self._last_flush >= self._flush_every_s:
-            self.flush()
+        return len(rows)
 
     def flush(self) -> None:
-        """Push buffered rows to the OS."""
-        self._handle.flush()
-        self._last_flush = self._time()
+        """Make the rows written so far durable (fsync)."""
+        self._file.flush()
 
     def close(self) -> None:
-        """Flush and close."""
-        if not self._handle.closed:
-            self._handle.flush()
-            self._handle.close()
+        """Close the file."""
+        self._file.close()

@@ -1,101 +1,44 @@
-"""The files of one session folder, written by the recorder thread only.
+"""The files of one recording, written by the recorder thread only (``SessionWriter``).
 
-- ``video.mp4`` (and ``video_clean.mp4``): raw BGR frames piped to ``ffmpeg``, which
-  writes fragmented mp4 (a fragment a second), so a crash loses at most the last second;
-- ``frames.csv``: the columns of ``analyze``, one unbuffered write per frame, so a
-  crash never leaves half a row; its times never go back (see ``SessionClock``);
+- ``video.mp4`` (and ``video_clean.mp4``): raw frames piped to ``ffmpeg`` as fragmented
+  mp4 at a constant rate; a gap in the input repeats an image (``video_map.RateSlots``);
+- ``frames.csv``: the columns of ``analyze`` with the video frame of each row, one
+  unbuffered write per frame, so a crash never leaves half a row; its times never go
+  back (see ``SessionClock``);
 - ``audio.wav``: 16 kHz mono int16, header kept current at every flush;
-- ``transcript.jsonl``: one final utterance per line.
+- ``transcript.jsonl``: one final utterance per line;
+- ``markers.csv``: one row per marker dropped while recording (made at the first one).
 """
 
 from __future__ import annotations
 
-import collections
-import csv
 import dataclasses
 import errno
-import functools
-import io
-import json
 import logging
-import os
-import shutil
-import subprocess
-import threading
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
-import numpy as np
-
-from facial_emotion.recovery import (
+from facial_emotion.session.audio import AUDIO_RATE_HZ, WavWriter
+from facial_emotion.session.files import (
     AUDIO_FILE,
     CLEAN_VIDEO_FILE,
     FRAMES_FILE,
+    MARKERS_FILE,
     TRANSCRIPT_FILE,
     VIDEO_FILE,
-    fix_wav_header,
 )
-from facial_emotion.tables import FRAME_COLUMNS, frame_rows
+from facial_emotion.session.markers import Marker, MarkerWriter
+from facial_emotion.session.tables import FrameTableWriter
+from facial_emotion.session.transcript import TranscriptWriter
+from facial_emotion.session.video import VideoPipeWriter
+from facial_emotion.session.video_map import RateSlots, estimate_fps
 from facial_emotion.types import FrameResult, Utterance
 
 log = logging.getLogger(__name__)
 
-AUDIO_RATE_HZ: Final = 16000
 FPS_PROBE_FRAMES: Final = 8
-"""Frames buffered to estimate the rate when the source does not say."""
-COMMON_FPS: Final = (10.0, 15.0, 23.976, 24.0, 25.0, 29.97, 30.0, 50.0, 59.94, 60.0)
+"""Frames (and their rows) buffered to estimate the rate when the source does not say."""
 MAX_AUDIO_GAP_S: Final = 10.0
-ENCODER_NICENESS: Final = 10
-
-
-@functools.cache
-def video_encoder() -> str | None:
-    """libx264 when this ffmpeg has it, else mpeg4; None without ffmpeg."""
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        return None
-    try:
-        listing = subprocess.run(
-            [exe, "-hide_banner", "-encoders"], capture_output=True, text=True, timeout=20, check=False
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return "libx264" if " libx264 " in listing else "mpeg4"
-
-
-def estimate_fps(timestamps_ms: list[float], default: float = 30.0) -> float:
-    """The frame rate from timestamps (median step), snapped to a common rate within 3%."""
-    steps = np.diff(np.asarray(timestamps_ms, dtype=float))
-    steps = steps[steps > 0]
-    if steps.size == 0:
-        return default
-    fps = 1000.0 / float(np.median(steps))
-    if not 1.0 <= fps <= 240.0:
-        return default
-    near = min(COMMON_FPS, key=lambda c: abs(c - fps))
-    return near if abs(near - fps) / near < 0.03 else round(fps, 3)
-
-
-def utterance_json(utterance: Utterance) -> dict[str, Any]:
-    """One utterance as JSON: the speech package's form when it exists, else the same fields."""
-    try:
-        from facial_emotion.speech.transcribe import utterance_to_json
-    except ImportError:
-        pass
-    else:
-        return utterance_to_json(utterance)
-    s = utterance.sentiment
-    return {
-        "text": utterance.text,
-        "start_ms": round(utterance.start_ms, 1),
-        "end_ms": round(utterance.end_ms, 1),
-        "words": [
-            {"text": w.text, "start_ms": round(w.start_ms, 1), "end_ms": round(w.end_ms, 1), "conf": w.confidence}
-            for w in utterance.words
-        ],
-        "sentiment": None if s is None else s.compound,
-        "label": None if s is None else s.label,
-    }
 
 
 class SessionClock:
@@ -142,128 +85,9 @@ class SessionClock:
         frame = dataclasses.replace(frame, index=index, timestamp_ms=t_ms, pass_index=pass_index)
         return dataclasses.replace(result, frame=frame)
 
-
-class VideoPipeWriter:
-    """Frames of one size into an ``ffmpeg`` process writing fragmented mp4."""
-
-    def __init__(self, path: Path, *, width: int, height: int, fps: float) -> None:
-        encoder = video_encoder()
-        if encoder is None:
-            raise OSError(errno.ENOENT, "ffmpeg is not installed; no video is recorded")
-        self.path, self.size, self.encoder = path, (width, height), encoder
-        gop = max(1, round(fps))
-        codec = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"]
-        if encoder != "libx264":
-            codec = ["-c:v", "mpeg4", "-q:v", "5"]
-        # Frames go in as yuv420p converted by OpenCV (SIMD, no GIL): half the bytes of
-        # BGR, and about a third less encoder CPU than ffmpeg's own conversion.
-        self._even = (width + width % 2, height + height % 2)
-        args = [shutil.which("ffmpeg") or "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostats"]
-        args += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", "{}x{}".format(*self._even), "-r", f"{fps:.3f}"]
-        args += ["-i", "-", *codec, "-pix_fmt", "yuv420p", "-g", str(gop), "-threads", "1"]
-        args += ["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-frag_duration", "1000000"]
-        args += ["-f", "mp4", "-y", str(path)]
-        # A session of its own: Ctrl+C in a terminal reaches us, and we close the pipe cleanly.
-        self._proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, start_new_session=True
-        )
-        try:  # the live view comes first: the encoder gets the CPU that inference leaves
-            os.setpriority(os.PRIO_PROCESS, self._proc.pid, ENCODER_NICENESS)
-        except (AttributeError, OSError):
-            pass
-        self._errors: collections.deque[str] = collections.deque(maxlen=8)
-        self._drain = threading.Thread(target=self._read_errors, name="fe-ffmpeg-log", daemon=True)
-        self._drain.start()
-        self.frames = 0
-        self._resized_warned = False
-
-    def _read_errors(self) -> None:
-        assert self._proc.stderr is not None
-        for line in self._proc.stderr:
-            self._errors.append(line.decode(errors="replace").strip())
-
-    def write(self, image: np.ndarray, repeats: int = 1) -> None:
-        """Append an image (resized if the source changed size) repeats times."""
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        import cv2
-
-        if (image.shape[1], image.shape[0]) != self.size:
-            if not self._resized_warned:
-                log.warning("frame size changed to %s; scaling to %s", image.shape[1::-1], self.size)
-                self._resized_warned = True
-            image = cv2.resize(image, self.size)
-        if self._even != self.size:
-            image = cv2.copyMakeBorder(image, 0, self._even[1] - image.shape[0], 0, self._even[0] - image.shape[1], 0)
-        data = memoryview(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)).cast("B")
-        assert self._proc.stdin is not None
-        try:
-            for _ in range(repeats):
-                self._proc.stdin.write(data)
-                self.frames += 1
-        except (BrokenPipeError, ValueError) as exc:
-            raise self._error() from exc
-
-    def _error(self) -> OSError:
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._drain.join(1.0)
-        message = self._errors[-1] if self._errors else f"ffmpeg exited with {self._proc.returncode}"
-        code = errno.ENOSPC if "space left" in message.lower() else errno.EIO
-        return OSError(code, f"video encoder stopped: {message}")
-
-    def close(self, timeout_s: float = 60.0) -> None:
-        """End the stream and wait for ffmpeg to write its last fragment."""
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        try:
-            rc = self._proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            rc = self._proc.wait()
-        self._drain.join(1.0)
-        # ffmpeg exits 0 when only closing the file failed (a full disk at the last fragment):
-        # at its "error" log level any line it printed means the end of the file is missing.
-        if rc != 0 or any(self._errors):
-            raise self._error()
-
-
-class WavWriter:
-    """16-bit mono PCM appended to a WAV whose header is rewritten at every flush."""
-
-    def __init__(self, path: Path, *, rate_hz: int = AUDIO_RATE_HZ) -> None:
-        self.path, self.rate_hz = path, rate_hz
-        self._handle: IO[bytes] = open(path, "wb", buffering=0)
-        self._handle.write(b"\0" * 44)
-        self.samples = 0
-        fix_wav_header(path, rate_hz=rate_hz)
-
-    def write(self, pcm: bytes) -> None:
-        """Append samples."""
-        self._handle.write(pcm[: len(pcm) // 2 * 2])
-        self.samples += len(pcm) // 2
-
-    def flush(self) -> None:
-        """Make the header match the samples written so far."""
-        fix_wav_header(self.path, rate_hz=self.rate_hz)
-
-    def close(self) -> None:
-        """Fix the header and close."""
-        if not self._handle.closed:
-            self._handle.close()
-            fix_wav_header(self.path, rate_hz=self.rate_hz)
-
-
-def _open_text(path: Path, first_line: str = "") -> IO[bytes]:
-    handle = open(path, "wb", buffering=0)
-    if first_line:
-        handle.write(first_line.encode())
-    return handle
+    def session_ms(self, t_ms: float) -> float:
+        """A time of the input (a marker's) on the written frames' time, shifted as the last frame was."""
+        return t_ms + self._offset_ms
 
 
 class SessionWriter:
@@ -271,68 +95,71 @@ class SessionWriter:
 
     def __init__(self, folder: Path, *, fps: float | None = None, clean_video: bool = False) -> None:
         self.folder, self.fps, self.clean_video = folder, fps, clean_video
-        self._csv = _open_text(folder / FRAMES_FILE, ",".join(FRAME_COLUMNS) + "\r\n")
-        self._transcript = _open_text(folder / TRANSCRIPT_FILE)
+        self._table = FrameTableWriter(folder / FRAMES_FILE)
+        self._transcript = TranscriptWriter(folder / TRANSCRIPT_FILE)
         self._clock = SessionClock(fps)
         self._videos: dict[str, VideoPipeWriter] = {}
+        self._slots: RateSlots | None = None
         self._pending: list[FrameResult] = []
         self._wav: WavWriter | None = None
-        self.frames = self.rows = self.repeated = self.utterances = 0
+        self._markers: MarkerWriter | None = None
+        self.frames = self.repeated = 0
         self.first_frame_ms: float | None = None
         self.first_audio_ms: float | None = None
-        self._anchor: tuple[float, int] = (0.0, 0)
         self.video_error: str | None = None
 
+    @property
+    def rows(self) -> int:
+        """Rows written to frames.csv."""
+        return self._table.rows
+
+    @property
+    def utterances(self) -> int:
+        """Lines written to transcript.jsonl."""
+        return self._transcript.utterances
+
     def write_result(self, result: FrameResult) -> None:
-        """One frame: its rows at once, its images once the rate is known."""
+        """One frame: its rows and images at once, or once the rate is known."""
         result = self._clock(result)
-        rows = frame_rows(result)
-        if rows:
-            buf = io.StringIO()
-            csv.DictWriter(buf, fieldnames=FRAME_COLUMNS).writerows(rows)
-            self._csv.write(buf.getvalue().encode())
-            self.rows += len(rows)
-        self.frames += 1
         if self.first_frame_ms is None:
             self.first_frame_ms = result.frame.timestamp_ms
         self._pending.append(result)
         if self.fps is None and len(self._pending) < FPS_PROBE_FRAMES:
+            self.frames += 1
             return
         self._write_pending()
+        self.frames += 1
 
     def _write_pending(self) -> None:
         if self.fps is None:
             self.fps = estimate_fps([r.frame.timestamp_ms for r in self._pending])
         pending, self._pending = self._pending, []
         for result in pending:
-            self._write_video(result)
+            self._write_frame(result)
 
-    def _write_video(self, result: FrameResult) -> None:
-        """Constant rate from timestamps: a gap (dropped frames) repeats the last image."""
+    def _write_frame(self, result: FrameResult) -> None:
+        """Rows with the video frames that show them, then the images (a gap repeats one)."""
         assert self.fps is not None
-        if self.video_error is not None:
-            return
-        if not self._videos:
-            self._open_videos(result)
+        first = repeats = None
+        if self.video_error is None:
             if not self._videos:
-                return
-        video = self._videos["annotated"]
-        t_ms = result.frame.timestamp_ms
-        anchor_ms, anchor_frame = self._anchor
-        slot = anchor_frame + round((t_ms - anchor_ms) * self.fps / 1000.0)
-        if slot < video.frames - self.fps:  # the clock went back (new source, loop): restart it
-            self._anchor, slot = (t_ms, video.frames), video.frames
-        repeats = int(min(max(slot - video.frames + 1, 1), 2 * self.fps))
+                self._open_videos(result)
+            if self._videos:
+                if self._slots is None:
+                    self._slots = RateSlots(self.fps)
+                first, repeats = self._slots.place(result.frame.timestamp_ms)
+        self._table.write(result, video_frame=first, video_repeats=repeats)
+        if repeats is None:
+            return
         self.repeated += repeats - 1
         image = result.annotated if result.annotated is not None else result.frame.image
-        video.write(image, repeats)
+        self._videos["annotated"].write(image, repeats)
         if "clean" in self._videos:
             self._videos["clean"].write(result.frame.image, repeats)
 
     def _open_videos(self, result: FrameResult) -> None:
         assert self.fps is not None
         height, width = result.frame.image.shape[:2]
-        self._anchor = (result.frame.timestamp_ms, 0)
         try:
             self._videos["annotated"] = VideoPipeWriter(
                 self.folder / VIDEO_FILE, width=width, height=height, fps=self.fps
@@ -360,16 +187,22 @@ class SessionWriter:
 
     def write_utterance(self, utterance: Utterance) -> None:
         """Append one line to transcript.jsonl."""
-        line = json.dumps(utterance_json(utterance), ensure_ascii=False) + "\n"
-        self._transcript.write(line.encode())
-        self.utterances += 1
+        self._transcript.write(utterance)
+
+    def write_marker(self, marker: Marker) -> None:
+        """Append one row to markers.csv, on the time of the frames written."""
+        if self._markers is None:
+            self._markers = MarkerWriter(self.folder / MARKERS_FILE)
+        self._markers.write(dataclasses.replace(marker, time_ms=self._clock.session_ms(marker.time_ms)))
 
     def flush(self) -> None:
-        """Rows and lines are written unbuffered; keep the WAV header current."""
+        """Rows and lines are written unbuffered: make them durable, keep the WAV header current."""
         if self._wav is not None:
             self._wav.flush()
-        for handle in (self._csv, self._transcript):
-            os.fsync(handle.fileno())
+        if self._markers is not None:
+            self._markers.flush()
+        self._table.flush()
+        self._transcript.flush()
 
     def close(self) -> None:
         """Write what is buffered and close every file; raises the first error after trying all."""
@@ -379,9 +212,11 @@ class SessionWriter:
                 self._write_pending()
         except OSError as exc:
             first = exc
-        closers = [*(v.close for v in self._videos.values()), self._csv.close, self._transcript.close]
+        closers = [*(v.close for v in self._videos.values()), self._table.close, self._transcript.close]
         if self._wav is not None:
             closers.append(self._wav.close)
+        if self._markers is not None:
+            closers.append(self._markers.close)
         for close in closers:
             try:
                 close()
@@ -391,7 +226,7 @@ class SessionWriter:
             raise first
 
     def counts(self) -> dict[str, Any]:
-        """What was written, for session.json."""
+        """What was written, as ``SessionInfo`` fields."""
         video = self._videos.get("annotated")
         return {
             "frames_written": self.frames,
@@ -399,7 +234,7 @@ class SessionWriter:
             "fps": self.fps,
             "video_frames": video.frames if video else 0,
             "video_frames_repeated": self.repeated,
-            "video_size": list(video.size) if video else None,
+            "video_size": video.size if video else None,
             "video_codec": video.encoder if video else None,
             "video_error": self.video_error,
             "utterances": self.utterances,

@@ -297,9 +297,7 @@ def list_microphones() -> list[tuple[int, str]]:
     """Input devices as (index, name)."""
     import sounddevice
 
-    return [
-        (i, str(d["name"])) for i, d in enumerate(sounddevice.query_devices()) if d["max_input_channels"] > 0
-    ]
+    return [(i, str(d["name"])) for i, d in enumerate(sounddevice.query_devices()) if d["max_input_channels"] > 0]
 
 
 def open_audio_file(path: str | Path, *, chunk_ms: int = CHUNK_MS) -> AudioSource:

@@ -227,9 +227,7 @@ class PocketSphinxRecognizer:
             if words:
                 self._last_partial = hyp.hypstr
                 end = self._clock.to_shared(self._clock.fed_ms)
-                out.append(
-                    Utterance(" ".join(w.text for w in words), False, words[0].start_ms, end, tuple(words))
-                )
+                out.append(Utterance(" ".join(w.text for w in words), False, words[0].start_ms, end, tuple(words)))
 
     def _end_utterance(self, out: list[Utterance]) -> None:
         self._decoder.end_utt()
@@ -265,9 +263,7 @@ class PocketSphinxRecognizer:
         return tuple(out)
 
 
-def open_recognizer(
-    engine: str = "auto", vosk_model: str | Path | None = None, *, partials: bool = True
-) -> Recognizer:
+def open_recognizer(engine: str = "auto", vosk_model: str | Path | None = None, *, partials: bool = True) -> Recognizer:
     """A recogniser for engine; "auto" prefers Vosk and falls back to PocketSphinx with a logged reason.
 
     partials=False suits whole files: PocketSphinx then decodes each utterance in one go.

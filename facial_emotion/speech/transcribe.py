@@ -47,9 +47,7 @@ def recognize(
     return finals
 
 
-def transcribe_file(
-    path: str | Path, *, engine: str = "auto", vosk_model: str | Path | None = None
-) -> list[Utterance]:
+def transcribe_file(path: str | Path, *, engine: str = "auto", vosk_model: str | Path | None = None) -> list[Utterance]:
     """The final utterances of a WAV or video file, with word times in ms from the file start and sentiment.
 
     Raises TranscriptionError with a one-line message when the file is missing, has no

@@ -1,4 +1,8 @@
-"""Grad-CAM heat maps of the emotion model's top class, and an overlay for the app."""
+"""Grad-CAM heat maps of the emotion model's top class, of the very crop the app classifies.
+
+TensorFlow lives here (training/): the live path imports this module only when the user
+turns the class activation map overlay on.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facial_emotion.annotate import overlay_heatmap
 from facial_emotion.types import EMOTIONS
+
+__all__ = ["CamError", "GradCamExplainer", "app_face", "explain_image_file", "overlay_heatmap"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +47,7 @@ class GradCamExplainer:
         import keras
         import tensorflow as tf
 
-        from facial_emotion.vision.classifier import load_keras_model
+        from facial_emotion.training.runtime import load_keras_model
 
         self.path = Path(model_path)
         self.model = load_keras_model(self.path)
@@ -82,44 +89,43 @@ class GradCamExplainer:
         return self.explain_with_probabilities(faces)[0]
 
 
-def overlay_heatmap(image_bgr: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> np.ndarray:
-    """Blend a JET-coloured heat map (resized to the image) over a BGR (or gray) image."""
-    if image_bgr.ndim == 2:
-        image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
-    h, w = image_bgr.shape[:2]
-    heat_u8 = np.clip(cv2.resize(heat.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC), 0, 1) * 255
-    colour = cv2.applyColorMap(heat_u8.astype(np.uint8), cv2.COLORMAP_JET)
-    return cv2.addWeighted(image_bgr, 1.0 - alpha, colour, alpha, 0.0)
+def app_face(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The 48x48 crop the app classifies for the largest face of an image, and its box.
 
-
-def _face_region(image: np.ndarray) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of the largest face found, or the whole image for a face crop."""
-    h, w = image.shape[:2]
-    if max(h, w) <= 160:  # already a face crop (FER2013-sized or close)
-        return 0, 0, w, h
+    The same stages as the app's for a still: the HOG detector with the still-image rule
+    (``Settings.for_stills``), the 68 landmarks, and ``face_input``, so what is explained
+    is exactly what is classified. A small image with no face found (a FER2013-sized crop)
+    is one face filling the frame.
+    """
+    from facial_emotion.settings import Settings
+    from facial_emotion.types import Box
+    from facial_emotion.vision.align import face_input
     from facial_emotion.vision.detector import HogFaceDetector
+    from facial_emotion.vision.landmarks import DlibLandmarkPredictor
 
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    boxes = HogFaceDetector(max_width_px=640, upsample=1).detect(gray)
-    if not boxes:
-        log.warning("no face found; explaining the whole image as one face")
-        return 0, 0, w, h
-    box = boxes[0]
-    pad = round(0.1 * box.width)  # FER2013 crops include a little forehead and chin
-    return max(0, box.left - pad), max(0, box.top - pad), min(w, box.right + pad), min(h, box.bottom + pad)
+    h, w = image.shape[:2]
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    stills = Settings().for_stills()
+    boxes = HogFaceDetector(max_width_px=stills.detection.width_px, upsample=stills.detection.upsample).detect(gray)
+    if boxes:
+        box = max(boxes, key=lambda b: b.area).clipped(w, h)
+    else:
+        if max(h, w) > 160:
+            log.warning("no face found; explaining the whole image as one face")
+        box = Box(0, 0, w, h)
+    points = DlibLandmarkPredictor("68").predict(gray, box) if boxes or max(h, w) <= 160 else None
+    return face_input(gray, box, points), (box.left, box.top, box.right, box.bottom)
 
 
 def explain_image_file(image_path: Path, out_path: Path, *, model_path: Path) -> tuple[str, float]:
     """Write a Grad-CAM overlay over the (largest) face of an image; return (emotion, probability)."""
-    from facial_emotion.training.data import to_gray48
-
     image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
     if image is None:
         raise CamError(f"{image_path}: not a readable image")
     explainer = GradCamExplainer(model_path)
-    left, top, right, bottom = _face_region(image)
+    face, (left, top, right, bottom) = app_face(image)
     face_bgr = image[top:bottom, left:right]
-    heat, probs = explainer.explain_with_probabilities(to_gray48(face_bgr)[None])
+    heat, probs = explainer.explain_with_probabilities(face[None])
     best = int(probs[0].argmax())
     shown = image.copy()
     shown[top:bottom, left:right] = overlay_heatmap(face_bgr, heat[0])

@@ -366,7 +366,7 @@ def export_run(out_dir: Path, dest: Path) -> tuple[Path, Path]:
     record = json.loads((out_dir / RECORD_NAME).read_text(encoding="utf-8"))
     record["model"] = dest.name
     write_json_atomic(record_dest, record)
-    from facial_emotion.vision.classifier import export_tflite
+    from facial_emotion.training.export import export_tflite
 
     export_tflite(dest)  # the fast CPU form the app prefers, kept in step with the .keras file
     return dest, record_dest

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from facial_emotion.paths import ASSETS_DIR
+from facial_emotion.types import Box
 from facial_emotion.vision.landmarks import eye_centers
 
 FACE_SIZE_PX: Final[int] = 48
@@ -57,3 +58,26 @@ def align_face(gray: np.ndarray, landmarks: np.ndarray, *, size_px: int = FACE_S
     if factor == 1:
         return warped
     return cv2.resize(warped, (size_px, size_px), interpolation=cv2.INTER_AREA)
+
+
+def crop_box_face(gray: np.ndarray, box: Box, *, size_px: int = FACE_SIZE_PX) -> np.ndarray:
+    """A size_px x size_px crop of the box itself, for when no landmarks are available to align with."""
+    height, width = gray.shape[:2]
+    b = box.clipped(width, height)
+    if b.area == 0:
+        return np.zeros((size_px, size_px), dtype=np.uint8)
+    return cv2.resize(gray[b.top : b.bottom, b.left : b.right], (size_px, size_px), interpolation=cv2.INTER_AREA)
+
+
+def face_input(gray: np.ndarray, box: Box, landmarks: np.ndarray | None) -> np.ndarray:
+    """The one way a frame and a face become the classifier's 48x48 uint8 input.
+
+    Aligned on the eyes when there are landmarks (68 or 5 points), else the box resized;
+    the app, ``analyze``, ``explain`` and the benchmarks all go through here.
+    """
+    if landmarks is not None:
+        try:
+            return align_face(gray, landmarks)
+        except ValueError:
+            pass
+    return crop_box_face(gray, box)
