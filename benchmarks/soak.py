@@ -39,6 +39,8 @@ sys.path.insert(0, str(REPO))
 
 RSS_GROWTH_LIMIT_MB = 50.0
 WARM_UP_MIN = 5.0
+FINISH_WAIT_S = 600.0
+"""How long the soak waits, after stopping the recording, for its folder to be finished."""
 
 
 def track_state(window: Any) -> int:
@@ -101,6 +103,7 @@ def main() -> int:
     from facial_emotion.gui.actions import OVERLAY_ROWS
     from facial_emotion.gui.app import ensure_application
     from facial_emotion.gui.window import MainWindow
+    from facial_emotion.live.events import RecordingFinished
     from facial_emotion.paths import data_dir
     from facial_emotion.settings import Settings, save_settings
 
@@ -138,7 +141,8 @@ def main() -> int:
     )
     print(
         f"{'min':>5} {'wall':>6} {'RSS MB':>7} {'objects':>8} {'threads':>7} {'None refs':>10} "
-        f"{'captured':>9} {'processed':>9} {'dropped':>8} {'proc fps':>8} {'paint fps':>9} {'state':>6}",
+        f"{'captured':>9} {'processed':>9} {'dropped':>8} {'proc fps':>8} {'paint fps':>9} {'state':>6} "
+        f"{'rec q MB':>8}",
         flush=True,
     )
     t0 = time.monotonic()
@@ -146,9 +150,13 @@ def main() -> int:
     samples: list[dict[str, float]] = []
     next_report = args.every_s
     end_session_s = args.minutes * 60.0
+    queue_peak_mb = 0.0
     while True:
         app.processEvents()
         time.sleep(0.004)
+        recording = window.live.recording_stats()
+        if recording is not None:  # the recorder's backlog: the bounded queue's high-water mark
+            queue_peak_mb = max(queue_peak_mb, recording.queued_bytes / 2**20)
         now = time.monotonic()
         session_s = (now - t0) * args.speed
         if session_s < next_report and session_s < end_session_s:
@@ -169,13 +177,14 @@ def main() -> int:
             "proc_fps": (stats.processed - last_stats.processed) / span,
             "paint_fps": (window.view.frames_painted - last_painted) / span,
             "track_state": float(track_state(window)),
+            "queue_mb": queue_peak_mb,
         }
         samples.append(sample)
         print(
             f"{sample['minute']:5.1f} {sample['wall_min']:6.1f} {sample['rss_mb']:7.1f} {int(sample['objects']):8d} "
             f"{int(sample['threads']):7d} {int(sample['none_refs']):10d} {int(sample['captured']):9d} "
             f"{int(sample['processed']):9d} {int(sample['dropped']):8d} {sample['proc_fps']:8.1f} "
-            f"{sample['paint_fps']:9.1f} {int(sample['track_state']):6d}",
+            f"{sample['paint_fps']:9.1f} {int(sample['track_state']):6d} {sample['queue_mb']:8.1f}",
             flush=True,
         )
         last_t, last_stats, last_painted = now, stats, window.view.frames_painted
@@ -183,7 +192,14 @@ def main() -> int:
         if session_s >= end_session_s:
             break
 
+    finished: list[Path] = []
+    window.live.subscribe(lambda e: finished.append(e.folder) if isinstance(e, RecordingFinished) else None)
     folder = window.live.stop_recording()
+    stop_t = time.monotonic()
+    while folder is not None and folder not in finished and time.monotonic() - stop_t < FINISH_WAIT_S:
+        app.processEvents()  # as a user waits for "Session saved" before quitting
+        time.sleep(0.05)
+    finish_s = time.monotonic() - stop_t
     window.close()
     app.processEvents()
     session = check_session(folder) if folder is not None else {"folder": None}
@@ -212,6 +228,9 @@ def main() -> int:
     state_peak = max(int(s["track_state"]) for s in after)
     state_limit = 2 * max(int(s["track_state"]) for s in samples if s["minute"] < WARM_UP_MIN or s is after[0]) + 8
     print(f"per-track state: at most {state_peak} entries after warm-up (limit {state_limit})")
+    print(
+        f"recorder queue: at most {queue_peak_mb:.0f} MB of frames waiting; folder finished {finish_s:.1f} s after stop"
+    )
     print(f"session: {json.dumps(session)}")
     ok = growth < RSS_GROWTH_LIMIT_MB and len(threads) == 1 and not none_fell and state_peak <= state_limit
     ok = ok and bool(session.get("rows")) and bool(session.get("monotonic")) and bool(session.get("last_row_in_video"))

@@ -68,6 +68,8 @@ class RecorderStats:
     error: str | None
     elapsed_s: float
     recording: bool
+    queued_bytes: int = 0
+    """Image bytes waiting for the writer now (bounded: a full queue drops frames)."""
 
 
 def session_name(when: datetime | None = None) -> str:
@@ -233,6 +235,7 @@ class SessionRecorder:
             error=self.error,
             elapsed_s=(end - self._t0) if self._thread is not None else 0.0,
             recording=self._accepting,
+            queued_bytes=self._queued_bytes,
         )
 
     @property
