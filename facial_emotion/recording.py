@@ -387,8 +387,11 @@ class SessionRecorder:
             except OSError as exc:
                 self._fail(self._describe(exc), self._reason(exc))
             self._update_info(**writer.counts())
+        # The session time the data covers: a file recorded faster than real time (record's
+        # default) lasts as long as its frames say, not as long as the recording ran.
+        span_s = writer.data_span_s() if writer is not None else None
         info = self._update_info(
-            duration_s=round(self._t_end - self._t0, 3),
+            duration_s=round(span_s if span_s is not None else self._t_end - self._t0, 3),
             frames_received=self.received,
             frames_dropped=self.dropped,
             aux_dropped=self.aux_dropped,

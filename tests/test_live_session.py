@@ -96,6 +96,9 @@ def test_a_looped_video_s_speech_and_sound_are_recorded_on_session_time(
     live.stop_recording()
     live.close(recording_timeout_s=120)
     assert passes == {0, 1, 2}
+    recorded_s = (VIDEO_FRAMES * 2 + 30) / VIDEO_FPS
+    info = json.loads((folder / "session.json").read_text())
+    assert info["duration_s"] == pytest.approx(recorded_s, abs=0.5), "the data's session time, not the wall clock's"
     said = [json.loads(line) for line in (folder / "transcript.jsonl").read_text().splitlines()]
     said = [u for u in said if u["text"]]
     assert len(said) >= 2, "the sentence of each pass is recorded"

@@ -230,9 +230,19 @@ class LiveSession:
 
     def start_recording(self, **recorder_options: Any) -> Path | None:
         """Record the session into a new folder; its path (None when already recording)."""
+        recorder_options.setdefault("source_name", self._source_label())
         folder = self.recording.start(**recorder_options)
         self._publish()
         return folder
+
+    def _source_label(self) -> str:
+        """What plays, for session.json: the file's path, ``camera N``, or the source's own name."""
+        spec = self.source_spec
+        if spec is not None:
+            return f"camera {spec}" if spec.isdigit() else spec
+        if self._source_path:
+            return self._source_path
+        return self.source_info.name if self.source_info is not None else ""
 
     def stop_recording(self, *, extra_info: dict[str, Any] | None = None) -> Path | None:
         """Stop recording; the folder is finished in the background (``RecordingFinished``)."""

@@ -176,12 +176,23 @@ def _series(t_s: list[float], values: Any, passes: list[int]) -> tuple[np.ndarra
     return broken(t, np.asarray(values, dtype=float), segment_starts(t, np.asarray(passes)))
 
 
-def _plots(tracks: dict[int, _Track], utterances: Sequence[Utterance], t0_ms: float | None) -> dict[str, str]:
-    return {title: _png(fig) for title, fig in figures(tracks, utterances, t0_ms).items()}
+def _plots(
+    tracks: dict[int, _Track], utterances: Sequence[Utterance], t0_ms: float | None, marks: Sequence[tuple[float, str]]
+) -> dict[str, str]:
+    return {title: _png(fig) for title, fig in figures(tracks, utterances, t0_ms, marks).items()}
 
 
-def figures(tracks: dict[int, _Track], utterances: Sequence[Utterance], t0_ms: float | None) -> dict[str, Any]:
-    """The report's matplotlib figures by title, on the session's time axis."""
+def figures(
+    tracks: dict[int, _Track],
+    utterances: Sequence[Utterance],
+    t0_ms: float | None,
+    marks: Sequence[tuple[float, str]] = (),
+) -> dict[str, Any]:
+    """The report's matplotlib figures by title, on the session's time axis.
+
+    ``marks`` are the markers as (seconds on that axis, label): a dashed line each on
+    every plot over time, labelled on the top one.
+    """
     # Figure objects with the Agg canvas, not pyplot: no global backend, safe on any thread.
     from matplotlib.figure import Figure
 
@@ -190,9 +201,14 @@ def figures(tracks: dict[int, _Track], utterances: Sequence[Utterance], t0_ms: f
     out: dict[str, Any] = {}
     end_s = max((tr.t_s[-1] for tr in tracks.values() if tr.t_s), default=0.0)
 
-    def time_axis(ax: Any) -> None:
+    def time_axis(ax: Any, *, labelled: bool = True) -> None:
         ax.set_xlim(0.0, max(end_s, 1.0))
         ax.set_xlabel("time (s)")
+        for at_s, label in marks:
+            ax.axvline(at_s, color="#333333", lw=0.8, ls="--")
+            if labelled and label:
+                ax.annotate(label, (at_s, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                            textcoords="offset points", fontsize=7, color="#333333")  # fmt: skip
 
     rows = max(1, len(with_probs))
     fig = Figure(figsize=(9, 2.2 * rows))
@@ -207,6 +223,8 @@ def figures(tracks: dict[int, _Track], utterances: Sequence[Utterance], t0_ms: f
         axes[0, 0].text(0.5, 0.5, "No emotions recorded (no face, or emotions off)", ha="center", va="center")
     else:
         axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    for ax in axes[:-1, 0]:
+        time_axis(ax, labelled=False)
     time_axis(axes[-1, 0])
     out["Emotion timeline per face"] = fig
 
@@ -248,7 +266,7 @@ def figures(tracks: dict[int, _Track], utterances: Sequence[Utterance], t0_ms: f
         ax.set_ylim(-1.05, 1.05)
     else:
         ax.text(0.5, 0.5, "No speech recorded", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel("time (s)")
+    time_axis(ax)
     ax.set_ylabel("sentiment (compound)")
     out["Speech sentiment over time"] = fig
 
@@ -337,7 +355,9 @@ def build_report(session_dir: Path, *, info: SessionInfo | None = None) -> Path:
     tracks, t0_ms = tracks_of(session.frames)
     utterances = session.transcript
     first_ms = session.info.first_frame_ms
-    plots = _plots(tracks, utterances, first_ms if first_ms is not None else t0_ms)
+    base_ms = t0_ms if t0_ms is not None else 0.0  # the tracks' time axis starts at the first row
+    marks = [((m.time_ms - base_ms) / 1000.0, m.label) for m in session.markers]
+    plots = _plots(tracks, utterances, first_ms if first_ms is not None else t0_ms, marks)
     esc = html.escape
     parts = [
         "<!DOCTYPE html>",

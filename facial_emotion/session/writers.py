@@ -105,6 +105,7 @@ class SessionWriter:
         self._markers: MarkerWriter | None = None
         self.frames = self.repeated = 0
         self.first_frame_ms: float | None = None
+        self.last_frame_ms: float | None = None
         self.first_audio_ms: float | None = None
         self.video_error: str | None = None
 
@@ -123,6 +124,7 @@ class SessionWriter:
         result = self._clock(result)
         if self.first_frame_ms is None:
             self.first_frame_ms = result.frame.timestamp_ms
+        self.last_frame_ms = result.frame.timestamp_ms
         self._pending.append(result)
         if self.fps is None and len(self._pending) < FPS_PROBE_FRAMES:
             self.frames += 1
@@ -224,6 +226,13 @@ class SessionWriter:
                 first = first or exc
         if first is not None:
             raise first
+
+    def data_span_s(self) -> float | None:
+        """Session time the written frames cover, one frame step included (None before any frame)."""
+        if self.first_frame_ms is None or self.last_frame_ms is None:
+            return None
+        step_ms = 1000.0 / self.fps if self.fps else 0.0
+        return (self.last_frame_ms - self.first_frame_ms + step_ms) / 1000.0
 
     def counts(self) -> dict[str, Any]:
         """What was written, as ``SessionInfo`` fields."""
