@@ -145,7 +145,8 @@ def test_emotion_model_switches_off_and_on_while_frames_flow(
     assert off.isChecked() and not on.isChecked() and window.settings.emotion is None
     qtbot.waitUntil(lambda: faces_have_emotion(False), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: "emotion off" in window.status.models_label.text(), timeout=WAIT_MS)
-    assert window.view.frames_shown > shown
+    # the picture goes on meanwhile (painted on the window's next tick after the engine's result)
+    qtbot.waitUntil(lambda: window.view.frames_shown > shown, timeout=WAIT_MS)
     shown = window.view.frames_shown
 
     on.trigger()
