@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -143,27 +143,22 @@ def derive_rate_map(
     slots = RateSlots(fps)
     if first_frame_ms is not None:
         slots.start_at(first_frame_ms)
-    first, repeats = [], []
-    previous: int | None = None
-    for k, t_ms in zip(data_frames, times_ms, strict=True):
-        if previous is None or k != previous + 1:
-            slots.skip_to(t_ms)
-        at, n = slots.place(t_ms)
-        first.append(at)
-        repeats.append(n)
-        previous = k
-    return VideoMap.build(data_frames, first, repeats, derived=True)
+    return _replay(slots, data_frames, times_ms)
 
 
 def derive_index_map(data_frames: Sequence[int]) -> VideoMap:
     """``analyze``'s mapping replayed over a table's frames."""
-    slots = IndexSlots()
+    return _replay(IndexSlots(), data_frames, data_frames)
+
+
+def _replay(slots: Any, data_frames: Sequence[int], positions: Sequence[float]) -> VideoMap:
+    """A writer's slot rule replayed over a table's frames; a gap in the frames skips ahead."""
     first, repeats = [], []
     previous: int | None = None
-    for k in data_frames:
+    for k, position in zip(data_frames, positions, strict=True):
         if previous is None or k != previous + 1:
-            slots.skip_to(k)
-        at, n = slots.place(k)
+            slots.skip_to(position)
+        at, n = slots.place(position)
         first.append(at)
         repeats.append(n)
         previous = k
